@@ -1,0 +1,3 @@
+from robo.cli.main import main
+
+main()

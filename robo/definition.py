@@ -1,0 +1,461 @@
+"""The process definition: pydantic models of ``process.yaml`` and their JSON Schema.
+
+A definition is data only. Loading it from files (with line numbers for errors)
+lives in ``robo.loader``; running it lives in ``robo.runner``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$"
+NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Model(BaseModel):
+    """Base: unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def relative_path(value: str) -> str:
+    """A path inside the process folder: relative, no '..', no backslashes."""
+    path = PurePosixPath(value)
+    if "\\" in value or path.is_absolute() or ".." in path.parts or not value.strip():
+        raise ValueError(
+            f"'{value}' escapes the process folder; use a path relative to the folder "
+            "that holds process.yaml, without '..'"
+        )
+    return value
+
+
+class Owner(Model):
+    region: Annotated[str, Field(pattern=SLUG, description="Region that owns the process.")]
+    team: str
+    contact: str = Field(description="E-mail address or name to contact about this process.")
+
+
+class Baseline(Model):
+    """How long the work takes by hand: the basis of every minute of time saved."""
+
+    manual_minutes_per_item: float = Field(gt=0, description="Agent minutes for one item by hand.")
+    residual_minutes_per_item: float = Field(
+        default=0, ge=0, description="Agent minutes still needed per item after automation."
+    )
+    manual_minutes_per_run: float = Field(
+        default=0, ge=0, description="Agent minutes saved once per run (e.g. opening the tools)."
+    )
+    measured_by: str = Field(min_length=1, description="Who measured the manual time.")
+    measured_on: dt.date = Field(description="When it was measured (YYYY-MM-DD).")
+
+    @model_validator(mode="after")
+    def _residual_below_manual(self) -> Baseline:
+        if self.residual_minutes_per_item > self.manual_minutes_per_item:
+            raise ValueError(
+                "residual_minutes_per_item cannot exceed manual_minutes_per_item: "
+                "automation would cost time instead of saving it"
+            )
+        return self
+
+    @property
+    def minutes_saved_per_item(self) -> float:
+        return self.manual_minutes_per_item - self.residual_minutes_per_item
+
+
+class RetryPolicy(Model):
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts per item, first included."
+    )
+    backoff_seconds: float = Field(default=1.0, ge=0, le=600, description="Pause between attempts.")
+
+
+class Timeouts(Model):
+    item_seconds: float = Field(default=120, gt=0, description="Hard limit for one attempt.")
+    run_seconds: float = Field(default=3600, gt=0, description="Hard limit for the whole run.")
+    step_seconds: float = Field(
+        default=15, gt=0, description="Default wait for one page action (Playwright timeout)."
+    )
+
+
+class ItemSource(Model):
+    """Where work items come from, and which field identifies one."""
+
+    source: Literal["csv", "xlsx", "json", "bot"] = Field(
+        description="csv/xlsx/json read a file; bot means the bot produces the items itself."
+    )
+    path: str | None = Field(
+        default=None, description="Default input file, relative to the process folder."
+    )
+    reference: str = Field(description="Field holding each item's unique reference.")
+    sheet: str | None = Field(default=None, description="xlsx only: sheet name (default: first).")
+
+    @field_validator("path")
+    @classmethod
+    def _inside_folder(cls, value: str | None) -> str | None:
+        return value if value is None else relative_path(value)
+
+    @model_validator(mode="after")
+    def _path_fits_source(self) -> ItemSource:
+        if self.source == "bot" and self.path:
+            raise ValueError("items produced by the bot take no 'path'")
+        if self.sheet and self.source != "xlsx":
+            raise ValueError("'sheet' only applies to xlsx input")
+        return self
+
+
+# --- Declarative steps ------------------------------------------------------------
+# Each step is a one-key mapping, e.g. ``- click: "#save"``. String values are
+# Jinja2 templates over ``item``, ``params`` and ``output``.
+
+
+class FillArgs(Model):
+    selector: str
+    value: str | None = None
+    secret: Annotated[str | None, Field(pattern=NAME)] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FillArgs:
+        if (self.value is None) == (self.secret is None):
+            raise ValueError("fill takes exactly one of 'value' or 'secret'")
+        return self
+
+
+class SelectArgs(Model):
+    selector: str
+    value: str
+
+
+class CheckArgs(Model):
+    selector: str
+    checked: bool = True
+
+
+class UploadArgs(Model):
+    selector: str
+    path: str = Field(description="File to upload; relative paths are from the input file.")
+
+
+class DownloadArgs(Model):
+    click: str = Field(description="Selector of the element that starts the download.")
+    save_as: str = Field(description="File name in the run's downloads folder.")
+    into: Annotated[str | None, Field(pattern=NAME)] = Field(
+        default=None, description="Output field that receives the saved path."
+    )
+
+
+class WaitForArgs(Model):
+    selector: str
+    state: Literal["attached", "detached", "visible", "hidden"] = "visible"
+
+
+class ExpectTextArgs(Model):
+    selector: str
+    text: str
+    business: bool = Field(
+        default=False,
+        description="A mismatch is a business exception instead of an application one.",
+    )
+
+
+class ExtractArgs(Model):
+    selector: str
+    into: Annotated[str, Field(pattern=NAME)]
+    attribute: str | None = Field(
+        default=None, description="Read this attribute instead of the text."
+    )
+
+
+class FailIfArgs(Model):
+    selector: str
+    message: str = Field(
+        default="{{ text }}",
+        description="Business exception message; 'text' is the element's text.",
+    )
+
+
+class ScreenshotArgs(Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class GotoStep(Model):
+    goto: str
+
+
+class FillStep(Model):
+    fill: FillArgs
+
+
+class ClickStep(Model):
+    click: str
+
+
+class SelectStep(Model):
+    select: SelectArgs
+
+
+class CheckStep(Model):
+    check: CheckArgs
+
+
+class UploadStep(Model):
+    upload: UploadArgs
+
+
+class DownloadStep(Model):
+    download: DownloadArgs
+
+
+class WaitForStep(Model):
+    wait_for: WaitForArgs
+
+
+class ExpectTextStep(Model):
+    expect_text: ExpectTextArgs
+
+
+class ExtractStep(Model):
+    extract: ExtractArgs
+
+
+class FailIfStep(Model):
+    fail_if: FailIfArgs
+
+
+class ScreenshotStep(Model):
+    screenshot: ScreenshotArgs
+
+
+STEP_KINDS: dict[str, type[Model]] = {
+    "goto": GotoStep, "fill": FillStep, "click": ClickStep, "select": SelectStep,
+    "check": CheckStep, "upload": UploadStep, "download": DownloadStep,
+    "wait_for": WaitForStep, "expect_text": ExpectTextStep, "extract": ExtractStep,
+    "fail_if": FailIfStep, "screenshot": ScreenshotStep,
+}  # fmt: skip
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict) and len(value) == 1:
+        return str(next(iter(value)))
+    for kind, model in STEP_KINDS.items():
+        if isinstance(value, model):
+            return kind
+    return None
+
+
+# A tagged union: a bad step reports errors for its own kind only.
+Step = Annotated[
+    Annotated[GotoStep, Tag("goto")]
+    | Annotated[FillStep, Tag("fill")]
+    | Annotated[ClickStep, Tag("click")]
+    | Annotated[SelectStep, Tag("select")]
+    | Annotated[CheckStep, Tag("check")]
+    | Annotated[UploadStep, Tag("upload")]
+    | Annotated[DownloadStep, Tag("download")]
+    | Annotated[WaitForStep, Tag("wait_for")]
+    | Annotated[ExpectTextStep, Tag("expect_text")]
+    | Annotated[ExtractStep, Tag("extract")]
+    | Annotated[FailIfStep, Tag("fail_if")]
+    | Annotated[ScreenshotStep, Tag("screenshot")],
+    Discriminator(_step_kind),
+]
+
+
+class ScrapeTable(Model):
+    """Declarative item producer: rows of an HTML table, following a 'next' link."""
+
+    url: str
+    table: str = Field(description="Selector of the <table>; header cells name the fields.")
+    next: str | None = Field(default=None, description="Selector of the 'next page' link.")
+    max_pages: int = Field(default=100, ge=1)
+
+
+class Bot(Model):
+    """Either a Python entry point or a list of declarative steps."""
+
+    entrypoint: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
+        description="'module:function' in the process folder, called once per item with a context.",
+    )
+    items: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
+        description="Python form, items source 'bot': 'module:function' yielding item dicts.",
+    )
+    setup: list[Step] = Field(
+        default_factory=list,
+        description="Steps run once per browser context before the first item (e.g. log in).",
+    )
+    steps: list[Step] | None = Field(default=None, description="Declarative form: steps per item.")
+    scrape: ScrapeTable | None = Field(
+        default=None, description="Declarative form, items source 'bot': table to read items from."
+    )
+
+    @field_validator("setup", "steps", mode="before")
+    @classmethod
+    def _known_step_kinds(cls, steps: Any) -> Any:
+        if isinstance(steps, list):
+            for step in steps:
+                if isinstance(step, dict) and len(step) == 1:
+                    (kind,) = step
+                    if kind not in STEP_KINDS:
+                        raise ValueError(
+                            f"unknown step '{kind}'; known steps: {', '.join(STEP_KINDS)}"
+                        )
+                elif isinstance(step, dict):
+                    raise ValueError(f"a step has exactly one key, got {sorted(step)}")
+        return steps
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Bot:
+        if (self.entrypoint is None) == (self.steps is None):
+            raise ValueError(
+                "a bot has exactly one of 'entrypoint' (Python) or 'steps' (declarative)"
+            )
+        if self.items and self.scrape:
+            raise ValueError(
+                "give the bot's items either as 'items' (Python) or 'scrape', not both"
+            )
+        return self
+
+    @property
+    def module_files(self) -> list[str]:
+        """Python files the bot needs, relative to the process folder."""
+        names = {ref.split(":")[0] for ref in (self.entrypoint, self.items) if ref}
+        return sorted(name.replace(".", "/") + ".py" for name in names)
+
+
+class ScheduleEntry(Model):
+    cron: str | None = Field(default=None, description="Five-field cron, e.g. '0 7 * * mon-fri'.")
+    every_minutes: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleEntry:
+        if (self.cron is None) == (self.every_minutes is None):
+            raise ValueError("a schedule entry has exactly one of 'cron' or 'every_minutes'")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(
+                f"cron '{self.cron}' must have 5 fields: minute hour day month weekday"
+            )
+        return self
+
+
+class Window(Model):
+    start: dt.time
+    end: dt.time
+
+
+class Schedule(Model):
+    """Read and validated here; acted on by the scheduler."""
+
+    triggers: list[ScheduleEntry] = Field(min_length=1)
+    timezone: str | None = Field(default=None, description="IANA zone; default: the region's.")
+    skip_holidays: bool = True
+    window: Window | None = None
+    missed: Literal["run_once", "skip"] = "run_once"
+    grace_minutes: float = Field(default=60, ge=0)
+    overlap: Literal["skip", "allow"] = "skip"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone '{value}', e.g. 'Europe/Paris'") from None
+        return value
+
+
+class Evidence(Model):
+    screenshot_on_failure: bool = True
+    trace_on_failure: bool = Field(
+        default=True, description="Keep a Playwright trace per failed item."
+    )
+
+
+class ProcessDefinition(Model):
+    """A robo process: what it automates, how, on which items, and what it saves."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"$id": "https://robo.example/process.schema.json"},
+    )
+
+    id: Annotated[str, Field(pattern=SLUG, description="Unique slug, e.g. 'invoice-check'.")]
+    name: str = Field(min_length=1)
+    version: Annotated[str, Field(pattern=SEMVER, description="Semantic version, e.g. '1.2.0'.")]
+    description: str = ""
+    owner: Owner
+    applications: list[str] = Field(min_length=1, description="Applications the bot touches.")
+    parameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Defaults, overridable per region and per run."
+    )
+    secrets: list[Annotated[str, Field(pattern=NAME)]] = Field(
+        default_factory=list, description="Names of the secrets the bot may read (never values)."
+    )
+    items: ItemSource
+    bot: Bot
+    baseline: Baseline
+    retry: RetryPolicy = RetryPolicy()
+    timeouts: Timeouts = Timeouts()
+    evidence: Evidence = Evidence()
+    schedule: Schedule | None = None
+    include: list[str] = Field(
+        default_factory=list,
+        description="Extra files kept with the version: documentation, sample attachments.",
+    )
+
+    @field_validator("include")
+    @classmethod
+    def _include_inside_folder(cls, value: list[str]) -> list[str]:
+        return [relative_path(p) for p in value]
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ProcessDefinition:
+        if self.items.source == "bot" and not (self.bot.items or self.bot.scrape):
+            raise ValueError("items.source is 'bot' but the bot gives neither 'items' nor 'scrape'")
+        if self.items.source != "bot" and (self.bot.items or self.bot.scrape):
+            raise ValueError("the bot produces items but items.source is not 'bot'")
+        for name in _secret_names(self.bot):
+            if name not in self.secrets:
+                raise ValueError(f"step uses secret '{name}' that is not listed in 'secrets'")
+        return self
+
+    @property
+    def files(self) -> list[str]:
+        """Every file of the version besides process.yaml."""
+        extra = [self.items.path] if self.items.path else []
+        return sorted({*self.bot.module_files, *extra, *self.include})
+
+
+def _secret_names(bot: Bot) -> list[str]:
+    steps = [*bot.setup, *(bot.steps or [])]
+    return [s.fill.secret for s in steps if isinstance(s, FillStep) and s.fill.secret]
+
+
+def json_schema() -> dict[str, Any]:
+    schema = ProcessDefinition.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def slug_hint(value: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "my-process"

@@ -1,0 +1,109 @@
+"""One exception tree for everything robo raises on purpose.
+
+    RoboError
+    ├── ConfigurationError        settings, key files, missing browser
+    ├── DefinitionError           a process file is wrong (carries every problem)
+    ├── RegistryError
+    │   ├── ProcessNotFound
+    │   ├── VersionNotFound
+    │   └── VersionConflict       same version number, different content
+    ├── RunNotFound
+    ├── SecretError               unknown secret, undecryptable store
+    ├── InputError                work-item input file is unreadable or inconsistent
+    └── BotException              raised inside a bot to end the current item
+        ├── BusinessException     the data is wrong: not retried, handed to a human
+        └── ApplicationException  the application misbehaved: retried per policy
+
+The CLI turns every RoboError into its message and exit code 1 (2 for usage);
+a class docstring is the default message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RoboError(Exception):
+    """robo failed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigurationError(RoboError):
+    """robo is not configured correctly."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a definition file, located as precisely as we can."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    hint: str = ""
+
+    def render(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        text = (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+
+class DefinitionError(RoboError):
+    """The process definition is not valid."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        count = len(problems)
+        lines = [f"{count} problem{'s' if count != 1 else ''} found:"]
+        lines += [p.render() for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class RegistryError(RoboError):
+    """The registry cannot do that."""
+
+
+class ProcessNotFound(RegistryError):
+    """No such process in the registry."""
+
+
+class VersionNotFound(RegistryError):
+    """No such version of this process in the registry."""
+
+
+class VersionConflict(RegistryError):
+    """This version number is already deployed with different content."""
+
+
+class RunNotFound(RoboError):
+    """No such run in the ledger."""
+
+
+class SecretError(RoboError):
+    """A secret is missing or cannot be read."""
+
+
+class InputError(RoboError):
+    """The work-item input cannot be used."""
+
+
+class BotException(RoboError):
+    """The bot ended the current item."""
+
+
+class BusinessException(BotException):
+    """The item's data is wrong; it goes back to a human and is not retried."""
+
+
+class ApplicationException(BotException):
+    """The application misbehaved; the item is retried per the retry policy."""

@@ -1,0 +1,299 @@
+"""The ledger: runs and items. The only writer of outcomes and minutes saved.
+
+Minutes saved are computed here, once, from the baseline copied onto the run
+when it started; a later baseline change never rewrites them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from robo.clock import utcnow
+from robo.definition import Baseline
+from robo.errors import RoboError, RunNotFound
+from robo.redaction import Redactor
+from robo.storage.database import Database
+from robo.storage.models import ItemRow, RunRow
+
+ItemStatus = Literal["success", "business_exception", "application_exception"]
+RunStatus = Literal["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]
+ITEM_STATUSES: tuple[ItemStatus, ...] = ("success", "business_exception", "application_exception")
+FINAL_RUN_STATUSES = ("completed", "failed", "timed_out", "interrupted", "abandoned")
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What the runner learned about one item; the ledger adds the minutes."""
+
+    position: int
+    reference: str
+    status: ItemStatus
+    attempts: int
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    error_type: str | None = None
+    error: str | None = None
+    evidence: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: int
+    uid: str
+    process_id: str
+    version: str
+    region: str
+    trigger: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    duration_seconds: float | None
+    items_total: int | None
+    succeeded: int
+    business_exceptions: int
+    application_exceptions: int
+    minutes_saved: float
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    position: int
+    reference: str
+    status: str
+    attempts: int
+    started_at: str | None
+    duration_seconds: float | None
+    error_type: str | None
+    error: str | None
+    evidence: list[str]
+    output: dict[str, Any]
+    minutes_saved: float
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: RunSummary
+    parameters: dict[str, Any]
+    input_name: str
+    baseline: dict[str, Any]
+    host: str
+    items: list[ItemDetail]
+
+
+class DuplicateItem(RoboError):
+    """This item is already recorded in this run; it is never counted twice."""
+
+
+class Ledger:
+    def __init__(self, db: Database, redactor: Redactor | None = None) -> None:
+        self.db = db
+        self.redactor = redactor or Redactor()
+
+    # --- writing -----------------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        process_id: str,
+        version_id: int,
+        version: str,
+        baseline: Baseline,
+        region: str,
+        parameters: dict[str, Any],
+        trigger: str = "manual",
+        input_name: str = "",
+    ) -> int:
+        now = utcnow()
+        row = RunRow(
+            uid=uuid.uuid4().hex,
+            process_id=process_id,
+            version_id=version_id,
+            version=version,
+            region=region,
+            trigger=trigger,
+            status="running",
+            started_at=now,
+            heartbeat_at=now,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            parameters=self.redactor.redact(parameters),
+            input_name=input_name,
+            manual_minutes_per_item=baseline.manual_minutes_per_item,
+            residual_minutes_per_item=baseline.residual_minutes_per_item,
+            manual_minutes_per_run=baseline.manual_minutes_per_run,
+            baseline_measured_by=baseline.measured_by,
+            baseline_measured_on=baseline.measured_on.isoformat(),
+        )
+        with self.db.session() as session:
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def set_items_total(self, run_id: int, total: int) -> None:
+        with self.db.session() as session:
+            session.execute(update(RunRow).where(RunRow.id == run_id).values(items_total=total))
+
+    def heartbeat(self, run_id: int) -> None:
+        with self.db.session() as session:
+            session.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=utcnow()))
+
+    def record_item(self, run_id: int, outcome: ItemOutcome) -> float:
+        """Write one finished item; returns the minutes it saved."""
+        redact = self.redactor.redact
+        with self.db.session() as session:
+            run = self._run(session, run_id)
+            saved = 0.0
+            if outcome.status == "success":
+                saved = run.manual_minutes_per_item - run.residual_minutes_per_item
+            session.add(
+                ItemRow(
+                    run_id=run_id,
+                    position=outcome.position,
+                    reference=outcome.reference,
+                    status=outcome.status,
+                    attempts=outcome.attempts,
+                    started_at=outcome.started_at,
+                    finished_at=outcome.finished_at,
+                    duration_seconds=(outcome.finished_at - outcome.started_at).total_seconds(),
+                    error_type=outcome.error_type,
+                    error=redact(outcome.error),
+                    evidence=outcome.evidence,
+                    data=redact(outcome.data),
+                    output=redact(outcome.output),
+                    minutes_saved=saved,
+                )
+            )
+            run.heartbeat_at = utcnow()
+            try:
+                session.flush()
+            except IntegrityError:
+                raise DuplicateItem(
+                    f"item '{outcome.reference}' is already recorded in run {run_id}"
+                ) from None
+            return saved
+
+    def recorded_references(self, run_id: int) -> set[str]:
+        with self.db.session() as session:
+            return set(session.scalars(select(ItemRow.reference).where(ItemRow.run_id == run_id)))
+
+    def finish_run(self, run_id: int, status: RunStatus, error: str | None = None) -> None:
+        with self.db.session() as session:
+            run = self._run(session, run_id)
+            successes = session.scalar(
+                select(func.count()).where(ItemRow.run_id == run_id, ItemRow.status == "success")
+            )
+            run.status = status
+            run.error = self.redactor.redact(error)
+            run.finished_at = utcnow()
+            # The per-run saving (opening tools, compiling a report) only happened if work was done.
+            run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
+
+    # --- reading -------------------------------------------------------------------
+
+    def runs(
+        self, *, process_id: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[RunSummary]:
+        with self.db.session() as session:
+            query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
+            if process_id:
+                query = query.where(RunRow.process_id == process_id)
+            if status:
+                query = query.where(RunRow.status == status)
+            runs = session.scalars(query).all()
+            counts = self._counts(session, [r.id for r in runs])
+            return [self._summary(r, counts.get(r.id, {})) for r in runs]
+
+    def run_detail(self, run_id: int) -> RunDetail:
+        with self.db.session() as session:
+            run = self._run(session, run_id)
+            items = session.scalars(
+                select(ItemRow).where(ItemRow.run_id == run_id).order_by(ItemRow.position)
+            ).all()
+            counts = self._counts(session, [run_id])
+            return RunDetail(
+                run=self._summary(run, counts.get(run_id, {})),
+                parameters=run.parameters,
+                input_name=run.input_name,
+                baseline={
+                    "manual_minutes_per_item": run.manual_minutes_per_item,
+                    "residual_minutes_per_item": run.residual_minutes_per_item,
+                    "manual_minutes_per_run": run.manual_minutes_per_run,
+                    "measured_by": run.baseline_measured_by,
+                    "measured_on": run.baseline_measured_on,
+                },
+                host=run.host,
+                items=[
+                    ItemDetail(
+                        position=i.position,
+                        reference=i.reference,
+                        status=i.status,
+                        attempts=i.attempts,
+                        started_at=i.started_at.isoformat(timespec="seconds")
+                        if i.started_at
+                        else None,
+                        duration_seconds=i.duration_seconds,
+                        error_type=i.error_type,
+                        error=i.error,
+                        evidence=i.evidence,
+                        output=i.output,
+                        minutes_saved=i.minutes_saved,
+                    )
+                    for i in items
+                ],
+            )
+
+    @staticmethod
+    def _run(session: Any, run_id: int) -> RunRow:
+        run = session.get(RunRow, run_id)
+        if run is None:
+            raise RunNotFound(f"no run {run_id} in the ledger; `robo runs` lists recent runs")
+        return run
+
+    @staticmethod
+    def _counts(session: Any, run_ids: list[int]) -> dict[int, dict[str, Any]]:
+        if not run_ids:
+            return {}
+        rows = session.execute(
+            select(ItemRow.run_id, ItemRow.status, func.count(), func.sum(ItemRow.minutes_saved))
+            .where(ItemRow.run_id.in_(run_ids))
+            .group_by(ItemRow.run_id, ItemRow.status)
+        ).all()
+        counts: dict[int, dict[str, Any]] = {}
+        for run_id, status, count, minutes in rows:
+            entry = counts.setdefault(run_id, {"minutes": 0.0})
+            entry[status] = count
+            entry["minutes"] += minutes or 0.0
+        return counts
+
+    @staticmethod
+    def _summary(run: RunRow, counts: dict[str, Any]) -> RunSummary:
+        duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+        return RunSummary(
+            id=run.id,
+            uid=run.uid,
+            process_id=run.process_id,
+            version=run.version,
+            region=run.region,
+            trigger=run.trigger,
+            status=run.status,
+            started_at=run.started_at.isoformat(timespec="seconds"),
+            finished_at=run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+            duration_seconds=duration,
+            items_total=run.items_total,
+            succeeded=counts.get("success", 0),
+            business_exceptions=counts.get("business_exception", 0),
+            application_exceptions=counts.get("application_exception", 0),
+            minutes_saved=counts.get("minutes", 0.0) + run.run_minutes_saved,
+            error=run.error,
+        )

@@ -1,0 +1,372 @@
+"""Load a process folder: safe YAML, validation with file/line/field, content hash.
+
+Every problem found is collected and reported together, each with where it is
+and what to do, so an author fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from robo.definition import ProcessDefinition
+from robo.errors import DefinitionError, Problem
+
+DEFINITION_FILE = "process.yaml"
+MAX_DEFINITION_BYTES = 1_000_000
+MAX_FILE_BYTES = 20_000_000
+
+_HINTS = {
+    "extra_forbidden": "remove it, or check its spelling against `robo schema`",
+    "missing": "add this field; see docs/process-format.md",
+    "string_pattern_mismatch": "see the expected format in `robo schema`",
+    "greater_than": "use a positive number",
+    "greater_than_equal": "use zero or a positive number",
+    "date_from_datetime_parsing": "write the date as YYYY-MM-DD",
+    "date_parsing": "write the date as YYYY-MM-DD",
+}
+
+
+@dataclass(frozen=True)
+class LoadedProcess:
+    """A validated definition with the exact files that make up its version."""
+
+    definition: ProcessDefinition
+    source_dir: Path
+    definition_text: str
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.definition, self.files)
+
+
+def content_hash(definition: ProcessDefinition, files: dict[str, bytes]) -> str:
+    """sha256 over the definition's meaning (not its formatting) and every file."""
+    digest = hashlib.sha256()
+    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True)
+    digest.update(canonical.encode())
+    for name in sorted(files):
+        digest.update(b"\0" + name.encode() + b"\0")
+        digest.update(hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()
+
+
+# --- YAML with positions ------------------------------------------------------------
+
+
+class _Positions:
+    """Maps a path of keys/indices in the YAML document to its line number."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.root = root
+
+    def line_of(self, loc: Iterable[Any]) -> int | None:
+        node = self.root
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in loc:
+            child = self._child(node, part)
+            if child is None:
+                continue  # a union tag or a missing key: stay on the closest node
+            key_node, node = child
+            line = (key_node or node).start_mark.line + 1
+        return line
+
+    @staticmethod
+    def _child(node: yaml.Node, part: Any) -> tuple[yaml.Node | None, yaml.Node] | None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    return key, value
+        if (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            return None, node.value[part]
+        return None
+
+
+def _duplicate_keys(node: yaml.Node | None, file: str, path: str = "") -> list[Problem]:
+    problems: list[Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            here = f"{path}.{name}" if path else name
+            line = key.start_mark.line + 1
+            if name in seen:
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        here,
+                        f"duplicate key (first at line {seen[name]})",
+                        "keep one of them: YAML would silently use the last",
+                    )
+                )
+            seen[name] = line
+            problems += _duplicate_keys(value, file, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, value in enumerate(node.value):
+            problems += _duplicate_keys(value, file, f"{path}[{index}]")
+    return problems
+
+
+def _has_alias(node: yaml.Node | None, seen: set[int] | None = None) -> bool:
+    # Aliases make "billion laughs" documents possible; definitions never need them.
+    seen = set() if seen is None else seen
+    if node is None:
+        return False
+    if id(node) in seen:
+        return True
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        return any(_has_alias(k, seen) or _has_alias(v, seen) for k, v in node.value)
+    if isinstance(node, yaml.SequenceNode):
+        return any(_has_alias(v, seen) for v in node.value)
+    return False
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, _Positions]:
+    """Safe-load YAML; raise DefinitionError with the line of any syntax error."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if _has_alias(root):
+            raise DefinitionError(
+                [
+                    Problem(
+                        file,
+                        None,
+                        "",
+                        "YAML anchors and aliases are not allowed",
+                        "write the values out in full",
+                    )
+                ]
+            )
+        problems = _duplicate_keys(root, file)
+        if problems:
+            raise DefinitionError(problems)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        hint = "check indentation and quoting around this line"
+        if "could not determine a constructor" in str(exc.problem):
+            hint = "tags such as !!python/object are refused: definitions are plain data"
+        raise DefinitionError(
+            [Problem(file, line, "", f"invalid YAML: {exc.problem or exc}", hint)]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError([Problem(file, None, "", f"invalid YAML: {exc}")]) from None
+    return data, _Positions(root)
+
+
+# --- Loading a folder ------------------------------------------------------------
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part in ("function-after", "function-before") or str(part)[:1].isupper():
+            continue  # pydantic's internal union/validator tags
+        else:
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts)
+
+
+def _validation_problems(exc: ValidationError, file: str, positions: _Positions) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(
+            Problem(
+                file, positions.line_of(loc), _field_name(loc), message, _HINTS.get(err["type"], "")
+            )
+        )
+    return problems
+
+
+def _read_file(
+    folder: Path, name: str, file: str, line: int | None, field_name: str
+) -> bytes | Problem:
+    path = folder / name
+    try:
+        resolved = path.resolve(strict=True)
+    except (FileNotFoundError, RuntimeError):
+        return Problem(
+            file,
+            line,
+            field_name,
+            f"file '{name}' does not exist",
+            f"create it in {folder} or fix the path",
+        )
+    if not resolved.is_relative_to(folder.resolve()):
+        return Problem(
+            file,
+            line,
+            field_name,
+            f"'{name}' escapes the process folder (symlink)",
+            "keep every file of a process inside its folder",
+        )
+    if not resolved.is_file():
+        return Problem(file, line, field_name, f"'{name}' is not a file")
+    if resolved.stat().st_size > MAX_FILE_BYTES:
+        return Problem(file, line, field_name, f"'{name}' is larger than {MAX_FILE_BYTES} bytes")
+    return resolved.read_bytes()
+
+
+def _check_python(
+    definition: ProcessDefinition, files: dict[str, bytes], file: str, positions: _Positions
+) -> list[Problem]:
+    """Syntax and entry-point checks without running the bot's code."""
+    problems = []
+    for key in ("entrypoint", "items"):
+        ref = getattr(definition.bot, key)
+        if not ref:
+            continue
+        module, function = ref.split(":")
+        name = module.replace(".", "/") + ".py"
+        if name not in files:
+            continue  # already reported as missing
+        line = positions.line_of(("bot", key))
+        try:
+            tree = ast.parse(files[name], filename=name)
+        except SyntaxError as exc:
+            problems.append(
+                Problem(
+                    name,
+                    exc.lineno,
+                    "",
+                    f"Python syntax error: {exc.msg}",
+                    f"fix the bot module named by bot.{key}",
+                )
+            )
+            continue
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        if function not in defined:
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"bot.{key}",
+                    f"{name} defines no top-level function '{function}'",
+                    f"functions found: {', '.join(sorted(defined)) or 'none'}",
+                )
+            )
+    return problems
+
+
+def load_process(path: Path | str) -> LoadedProcess:
+    """Load and validate ``path`` (a process folder or its process.yaml)."""
+    path = Path(path)
+    definition_path = path / DEFINITION_FILE if path.is_dir() else path
+    folder = definition_path.parent
+    file = str(definition_path)
+    if not definition_path.is_file():
+        raise DefinitionError(
+            [Problem(file, None, "", "no such file", f"a process folder holds a {DEFINITION_FILE}")]
+        )
+    if definition_path.stat().st_size > MAX_DEFINITION_BYTES:
+        raise DefinitionError([Problem(file, None, "", "definition file is too large")])
+    raw = definition_path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            [Problem(file, None, "", f"not UTF-8 text ({exc.reason})", "save the file as UTF-8")]
+        ) from None
+    data, positions = parse_yaml(text, file)
+    if not isinstance(data, dict):
+        raise DefinitionError(
+            [
+                Problem(
+                    file,
+                    1,
+                    "",
+                    "the definition must be a YAML mapping",
+                    "start with 'id: my-process'",
+                )
+            ]
+        )
+    try:
+        definition = ProcessDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(_validation_problems(exc, file, positions)) from None
+
+    files: dict[str, bytes] = {}
+    problems: list[Problem] = []
+    locations = {
+        name: ("items.path" if name == definition.items.path else "bot")
+        for name in definition.files
+    }
+    for name in definition.files:
+        where = locations[name]
+        content = _read_file(folder, name, file, positions.line_of(where.split(".")), where)
+        if isinstance(content, Problem):
+            problems.append(content)
+        else:
+            files[name] = content
+    problems += _check_python(definition, files, file, positions)
+    if problems:
+        raise DefinitionError(problems)
+    return LoadedProcess(definition, folder, text, files)
+
+
+def load_many(paths: Iterable[Path | str]) -> list[LoadedProcess]:
+    """Load several folders, reporting every problem of every folder and duplicate ids."""
+    loaded: list[LoadedProcess] = []
+    problems: list[Problem] = []
+    for path in expand_paths(paths):
+        try:
+            loaded.append(load_process(path))
+        except DefinitionError as exc:
+            problems += exc.problems
+    first_seen: dict[str, LoadedProcess] = {}
+    for process in loaded:
+        pid = process.definition.id
+        if pid in first_seen:
+            other = first_seen[pid].source_dir / DEFINITION_FILE
+            problems.append(
+                Problem(
+                    str(process.source_dir / DEFINITION_FILE),
+                    1,
+                    "id",
+                    f"duplicate id '{pid}' (also in {other})",
+                    "every process needs its own id",
+                )
+            )
+        first_seen.setdefault(pid, process)
+    if problems:
+        raise DefinitionError(problems)
+    return loaded
+
+
+def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
+    """A folder with no process.yaml of its own stands for the process folders inside it."""
+    result: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() and not (path / DEFINITION_FILE).exists():
+            children = sorted(p.parent for p in path.glob(f"*/{DEFINITION_FILE}"))
+            result += children or [path]
+        else:
+            result.append(path)
+    return result

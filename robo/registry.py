@@ -1,0 +1,366 @@
+"""The registry: immutable, hashed process versions and which one is active."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from robo.clock import utcnow
+from robo.definition import ProcessDefinition
+from robo.errors import ProcessNotFound, VersionConflict, VersionNotFound
+from robo.loader import DEFINITION_FILE, LoadedProcess
+from robo.storage.database import Database
+from robo.storage.models import ProcessRow, RegistryEventRow, VersionFileRow, VersionRow
+
+DeployOutcome = Literal["created", "new-version", "reactivated", "unchanged"]
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    process_id: str
+    version: str
+    content_hash: str
+    outcome: DeployOutcome
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    process_id: str
+    version: str
+    content_hash: str
+    deployed_at: str
+    deployed_by: str
+    source_path: str
+    active: bool
+    origin_region: str | None = None
+    origin_version: str | None = None
+
+
+@dataclass(frozen=True)
+class ProcessSummary:
+    id: str
+    name: str
+    active_version: str
+    enabled: bool
+    owner_region: str
+    applications: list[str]
+    versions: int
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    at: str
+    action: str
+    version: str | None
+    actor: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class ProcessVersion:
+    """A deployed version, ready to run: definition plus exact files."""
+
+    version_id: int
+    definition: ProcessDefinition
+    definition_text: str
+    files: dict[str, bytes]
+    content_hash: str
+    enabled: bool = True
+
+    def unpack(self, root: Path) -> Path:
+        """Write the version's files under ``root/<hash>`` once; return that folder."""
+        target = root / self.content_hash
+        if target.is_dir():
+            return target
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+        try:
+            (staging / DEFINITION_FILE).write_text(self.definition_text, encoding="utf-8")
+            for name, content in self.files.items():
+                path = staging / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+            os.replace(staging, target)  # atomic: a half-written version is never used
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.is_dir():
+                raise
+        return target
+
+
+def _actor() -> str:
+    try:
+        return os.getlogin()
+    except OSError:
+        return os.environ.get("USER", "")
+
+
+class Registry:
+    def __init__(self, db: Database, actor: str | None = None) -> None:
+        self.db = db
+        self.actor = _actor() if actor is None else actor
+
+    # --- writing ---------------------------------------------------------------
+
+    def deploy(
+        self,
+        loaded: LoadedProcess,
+        *,
+        origin_region: str | None = None,
+        origin_version: str | None = None,
+    ) -> DeployResult:
+        definition = loaded.definition
+        digest = loaded.content_hash
+        now = utcnow()
+        with self.db.session() as session:
+            process = session.get(ProcessRow, definition.id)
+            existing = session.scalars(
+                select(VersionRow).where(
+                    VersionRow.process_id == definition.id, VersionRow.version == definition.version
+                )
+            ).one_or_none()
+            if existing is not None and existing.content_hash != digest:
+                raise VersionConflict(
+                    f"{definition.id} {definition.version} is already deployed with different "
+                    f"content (hash {existing.content_hash[:12]}, deployed "
+                    f"{existing.deployed_at:%Y-%m-%d %H:%M} UTC from {existing.source_path}); "
+                    f"versions are immutable: raise 'version' in "
+                    f"{loaded.source_dir / DEFINITION_FILE} (e.g. {_next_patch(definition.version)})"
+                )
+            if existing is not None and process is not None:
+                if process.active_version_id == existing.id:
+                    return DeployResult(definition.id, definition.version, digest, "unchanged")
+                self._activate(
+                    session, process, existing, "deploy", "re-activated identical content"
+                )
+                return DeployResult(definition.id, definition.version, digest, "reactivated")
+
+            version = VersionRow(
+                process_id=definition.id,
+                version=definition.version,
+                content_hash=digest,
+                definition=definition.model_dump(mode="json"),
+                definition_text=loaded.definition_text,
+                source_path=str(loaded.source_dir),
+                deployed_at=now,
+                deployed_by=self.actor,
+                origin_region=origin_region,
+                origin_version=origin_version,
+                files=[
+                    VersionFileRow(path=name, sha256=hashlib.sha256(data).hexdigest(), content=data)
+                    for name, data in sorted(loaded.files.items())
+                ],
+            )
+            session.add(version)
+            session.flush()
+            outcome: DeployOutcome = "new-version"
+            if process is None:
+                process = ProcessRow(id=definition.id, enabled=True, created_at=now, updated_at=now)
+                session.add(process)
+                outcome = "created"
+            self._activate(session, process, version, "deploy", f"hash {digest[:12]}")
+            return DeployResult(definition.id, definition.version, digest, outcome)
+
+    def rollback(self, process_id: str, version: str) -> DeployResult:
+        with self.db.session() as session:
+            process = self._process(session, process_id)
+            target = self._version(session, process_id, version)
+            self._activate(session, process, target, "rollback", f"to {version}")
+            return DeployResult(process_id, version, target.content_hash, "reactivated")
+
+    def set_enabled(self, process_id: str, enabled: bool) -> bool:
+        """Enable or disable a process; returns whether anything changed."""
+        with self.db.session() as session:
+            process = self._process(session, process_id)
+            if process.enabled == enabled:
+                return False
+            process.enabled = enabled
+            process.updated_at = utcnow()
+            session.add(self._event(process_id, "enable" if enabled else "disable", None, ""))
+            return True
+
+    def _activate(
+        self, session: Session, process: ProcessRow, version: VersionRow, action: str, detail: str
+    ) -> None:
+        process.active_version_id = version.id
+        process.updated_at = utcnow()
+        session.add(self._event(process.id, action, version.version, detail))
+
+    def _event(
+        self, process_id: str, action: str, version: str | None, detail: str
+    ) -> RegistryEventRow:
+        return RegistryEventRow(
+            process_id=process_id, action=action, version=version, at=utcnow(),
+            actor=self.actor, detail=detail,
+        )  # fmt: skip
+
+    # --- reading -----------------------------------------------------------------
+
+    def processes(self) -> list[ProcessSummary]:
+        with self.db.session() as session:
+            rows = session.scalars(select(ProcessRow).order_by(ProcessRow.id)).all()
+            counts: dict[str, int] = {}
+            for pid in session.scalars(select(VersionRow.process_id)):
+                counts[pid] = counts.get(pid, 0) + 1
+            result = []
+            for row in rows:
+                active = row.active_version
+                definition = active.definition if active else {}
+                result.append(
+                    ProcessSummary(
+                        id=row.id,
+                        name=definition.get("name", ""),
+                        active_version=active.version if active else "",
+                        enabled=row.enabled,
+                        owner_region=definition.get("owner", {}).get("region", ""),
+                        applications=definition.get("applications", []),
+                        versions=counts.get(row.id, 0),
+                    )
+                )
+            return result
+
+    def active(self, process_id: str) -> ProcessVersion:
+        with self.db.session() as session:
+            process = self._process(session, process_id)
+            if process.active_version is None:
+                raise ProcessNotFound(f"process '{process_id}' has no active version")
+            return self._snapshot(process.active_version, process.enabled)
+
+    def get(self, process_id: str, version: str) -> ProcessVersion:
+        with self.db.session() as session:
+            process = self._process(session, process_id)
+            return self._snapshot(self._version(session, process_id, version), process.enabled)
+
+    def versions(self, process_id: str) -> list[VersionInfo]:
+        with self.db.session() as session:
+            process = self._process(session, process_id)
+            rows = session.scalars(
+                select(VersionRow)
+                .where(VersionRow.process_id == process_id)
+                .order_by(VersionRow.id)
+            ).all()
+            return [
+                VersionInfo(
+                    process_id=row.process_id,
+                    version=row.version,
+                    content_hash=row.content_hash,
+                    deployed_at=row.deployed_at.isoformat(timespec="seconds"),
+                    deployed_by=row.deployed_by,
+                    source_path=row.source_path,
+                    active=row.id == process.active_version_id,
+                    origin_region=row.origin_region,
+                    origin_version=row.origin_version,
+                )
+                for row in rows
+            ]
+
+    def history(self, process_id: str) -> list[HistoryEvent]:
+        with self.db.session() as session:
+            self._process(session, process_id)
+            rows = session.scalars(
+                select(RegistryEventRow)
+                .where(RegistryEventRow.process_id == process_id)
+                .order_by(RegistryEventRow.id)
+            ).all()
+            return [
+                HistoryEvent(
+                    r.at.isoformat(timespec="seconds"), r.action, r.version, r.actor, r.detail
+                )
+                for r in rows
+            ]
+
+    def diff(self, process_id: str, old: str, new: str) -> str:
+        """A unified diff of the definition and every file between two versions."""
+        a, b = self.get(process_id, old), self.get(process_id, new)
+        chunks: list[str] = []
+        sides: list[tuple[str, dict[str, bytes], dict[str, bytes]]] = [
+            (
+                DEFINITION_FILE,
+                {DEFINITION_FILE: a.definition_text.encode()},
+                {DEFINITION_FILE: b.definition_text.encode()},
+            ),
+            *[(name, a.files, b.files) for name in sorted({*a.files, *b.files})],
+        ]
+        for name, left, right in sides:
+            before, after = left.get(name), right.get(name)
+            if before == after:
+                continue
+            if _is_binary(before) or _is_binary(after):
+                chunks.append(f"Binary file {name} differs\n")
+                continue
+            chunks += difflib.unified_diff(
+                (before or b"").decode().splitlines(keepends=True),
+                (after or b"").decode().splitlines(keepends=True),
+                fromfile=f"{process_id} {old}/{name}",
+                tofile=f"{process_id} {new}/{name}",
+            )
+        return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
+
+    # --- helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def _process(session: Session, process_id: str) -> ProcessRow:
+        process = session.get(ProcessRow, process_id)
+        if process is None:
+            raise ProcessNotFound(
+                f"no process '{process_id}' in the registry; `robo processes` lists them, "
+                "`robo deploy PATH` adds one"
+            )
+        return process
+
+    @staticmethod
+    def _version(session: Session, process_id: str, version: str) -> VersionRow:
+        row = session.scalars(
+            select(VersionRow).where(
+                VersionRow.process_id == process_id, VersionRow.version == version
+            )
+        ).one_or_none()
+        if row is None:
+            known = session.scalars(
+                select(VersionRow.version).where(VersionRow.process_id == process_id)
+            ).all()
+            raise VersionNotFound(
+                f"{process_id} has no version {version}; deployed versions: {', '.join(known)}"
+            )
+        return row
+
+    @staticmethod
+    def _snapshot(row: VersionRow, enabled: bool) -> ProcessVersion:
+        return ProcessVersion(
+            version_id=row.id,
+            definition=ProcessDefinition.model_validate(row.definition),
+            definition_text=row.definition_text,
+            files={f.path: f.content for f in row.files},
+            content_hash=row.content_hash,
+            enabled=enabled,
+        )
+
+
+def _is_binary(data: bytes | None) -> bool:
+    if data is None:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return b"\0" in data
+
+
+def _next_patch(version: str) -> str:
+    core = version.split("-")[0].split(".")
+    return ".".join([*core[:2], str(int(core[2]) + 1)])
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(obj)

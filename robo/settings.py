@@ -1,0 +1,110 @@
+"""Settings: built once at the edge (the CLI, a test) and passed down.
+
+Sources, strongest first: keyword arguments, ``ROBO_*`` environment variables,
+``robo.toml`` (``ROBO_CONFIG`` or ``./robo.toml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_path
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from robo.errors import ConfigurationError
+
+DEFAULT_CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("ROBO_CONFIG", "robo.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROBO_", extra="forbid")
+
+    home: Path = Field(
+        default_factory=lambda: user_data_path("robo"),
+        description="Data folder: database, evidence, secret key.",
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means SQLite in ROBO_HOME/robo.db."
+    )
+    region: str = Field(default="occitanie", description="Region recorded on every run.")
+    chromium: str = Field(
+        default="", description="Chromium executable; empty means look for a system one."
+    )
+    secret_key: str = Field(
+        default="", description="Fernet key for secrets; empty means ROBO_HOME/secret.key."
+    )
+    log_level: str = "info"
+    log_format: str = Field(default="console", description="console or json")
+
+    @field_validator("region")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c == "-" for c in value) or value != value.lower():
+            raise ValueError("a region is a lower-case slug such as 'ile-de-france'")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in ("console", "json"):
+            raise ValueError("log_format is 'console' or 'json'")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'robo.db'}"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.home / "evidence"
+
+    @property
+    def versions_dir(self) -> Path:
+        """Where immutable versions are unpacked for execution."""
+        return self.home / "versions"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"
+
+    def ensure_home(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into a readable ConfigurationError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(
+            f"invalid settings ({problems}); check ROBO_* variables and {_config_file()}"
+        ) from exc
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {_config_file()}: {exc}") from exc

@@ -1,0 +1,171 @@
+"""The database schema: registry, ledger and secrets. Changed only through migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every back-end (SQLite keeps no time zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use robo.clock.utcnow()")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ProcessRow(Base):
+    """A process id and which of its versions is active."""
+
+    __tablename__ = "processes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    active_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("process_versions.id", use_alter=True, name="fk_processes_active_version")
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    active_version: Mapped[VersionRow | None] = relationship(foreign_keys=[active_version_id])
+
+
+class VersionRow(Base):
+    """An immutable, hashed version of a definition and its files."""
+
+    __tablename__ = "process_versions"
+    __table_args__ = (UniqueConstraint("process_id", "version", name="uq_version_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process_id: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    definition: Mapped[dict[str, Any]]
+    definition_text: Mapped[str] = mapped_column(Text)
+    source_path: Mapped[str] = mapped_column(Text, default="")
+    deployed_at: Mapped[dt.datetime]
+    deployed_by: Mapped[str] = mapped_column(String(128), default="")
+    origin_region: Mapped[str | None] = mapped_column(String(64))
+    origin_version: Mapped[str | None] = mapped_column(String(64))
+
+    files: Mapped[list[VersionFileRow]] = relationship(
+        back_populates="version", cascade="all, delete-orphan", order_by="VersionFileRow.path"
+    )
+
+
+class VersionFileRow(Base):
+    __tablename__ = "version_files"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(512), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    version: Mapped[VersionRow] = relationship(back_populates="files")
+
+
+class RegistryEventRow(Base):
+    """What happened to a process and when: the answer to `robo history`."""
+
+    __tablename__ = "registry_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class RunRow(Base):
+    """One execution of a process version; the baseline used is copied in."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_process_started", "process_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    process_id: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"))
+    version: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(64), index=True)
+    trigger: Mapped[str] = mapped_column(String(32), default="manual")
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(index=True)
+    finished_at: Mapped[dt.datetime | None]
+    heartbeat_at: Mapped[dt.datetime | None]
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int | None]
+    parameters: Mapped[dict[str, Any]]
+    input_name: Mapped[str] = mapped_column(Text, default="")
+    items_total: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    manual_minutes_per_item: Mapped[float] = mapped_column(Float)
+    residual_minutes_per_item: Mapped[float] = mapped_column(Float)
+    manual_minutes_per_run: Mapped[float] = mapped_column(Float)
+    baseline_measured_by: Mapped[str] = mapped_column(String(255))
+    baseline_measured_on: Mapped[str] = mapped_column(String(10))
+    run_minutes_saved: Mapped[float] = mapped_column(Float, default=0)
+
+
+class ItemRow(Base):
+    """One work item of a run: its outcome and the minutes it saved."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("run_id", "reference", name="uq_item_reference"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    position: Mapped[int]
+    reference: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    error_type: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[list[Any]]
+    data: Mapped[dict[str, Any]]
+    output: Mapped[dict[str, Any]]
+    minutes_saved: Mapped[float] = mapped_column(Float, default=0)
+
+
+class SecretRow(Base):
+    """An encrypted secret; the key lives outside the database."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime]
