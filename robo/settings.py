@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         default="", description="Fernet key for secrets; empty means ROBO_HOME/secret.key."
     )
-    log_level: str = "info"
+    log_level: str = Field(default="warning", description="debug, info, warning or error")
     log_format: str = Field(default="console", description="console or json")
 
     @field_validator("region")

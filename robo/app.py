@@ -1,0 +1,55 @@
+"""The installation as one object: settings, database and services, built once at the edge."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cached_property
+
+from robo.ledger import Ledger
+from robo.redaction import Redactor
+from robo.registry import Registry
+from robo.runner.run import RunEnvironment
+from robo.secrets import SecretStore, load_or_create_key
+from robo.settings import Settings
+from robo.storage.database import Database
+
+
+class Robo:
+    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.env = dict(os.environ if env is None else env)
+        self.redactor = Redactor()
+
+    @cached_property
+    def db(self) -> Database:
+        self.settings.ensure_home()
+        return Database(self.settings.effective_database_url)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.db)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.db, self.redactor)
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        key = load_or_create_key(self.settings.secret_key_file, self.settings.secret_key)
+        return SecretStore(self.db, key, env=self.env, redactor=self.redactor)
+
+    def run_environment(self) -> RunEnvironment:
+        return RunEnvironment(
+            ledger=self.ledger,
+            secret=self.secrets.get,
+            redactor=self.redactor,
+            region=self.settings.region,
+            chromium=self.settings.chromium,
+            evidence_dir=self.settings.evidence_dir,
+            versions_dir=self.settings.versions_dir,
+        )
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.close()

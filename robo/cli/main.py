@@ -1,0 +1,106 @@
+"""``robo``: the root command, global options and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from robo.cli.render import error
+
+EXAMPLES = """
+\b
+Examples:
+  robo demo                              # portal + sample processes + hours saved
+  robo validate processes/               # check definitions, every problem at once
+  robo deploy processes/invoice-commitment-check
+  robo run invoice-commitment-check --param portal_url=http://127.0.0.1:8765
+  robo runs --json | jq '.[0]'
+  robo report
+"""
+
+
+class Context:
+    """Global options; the installation is opened on first use, so --help stays fast."""
+
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self.overrides = {k: v for k, v in overrides.items() if v is not None}
+        self._robo: Any = None
+
+    @property
+    def robo(self) -> Any:
+        if self._robo is None:
+            from robo.app import Robo
+            from robo.logging import configure
+            from robo.settings import load_settings
+
+            settings = load_settings(**self.overrides)
+            self._robo = Robo(settings)
+            configure(settings.log_level, settings.log_format, self._robo.redactor)
+        return self._robo
+
+    def close(self) -> None:
+        if self._robo is not None:
+            self._robo.close()
+
+
+class RoboGroup(click.Group):
+    """Turns every RoboError into its message and an exit code, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from robo.errors import RoboError
+
+        try:
+            return super().invoke(ctx)
+        except RoboError as exc:
+            error(exc.message)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            error("interrupted")
+            sys.exit(130)
+
+
+def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@click.group(cls=RoboGroup, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(path_type=Path), help="Data folder (ROBO_HOME).")
+@click.option("--database-url", help="SQLAlchemy URL (ROBO_DATABASE_URL).")
+@click.option("--region", help="Region recorded on runs (ROBO_REGION).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log verbosity (ROBO_LOG_LEVEL); logs go to stderr.",
+)
+@click.version_option(package_name="robo")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, database_url: str | None, region: str | None, log_level: str | None) -> None:
+    """robo: register, run and measure software robots (RPA) for public administrations.
+
+    Process definitions live in folders (process.yaml + bot code); `robo deploy`
+    stores immutable versions; `robo run` drives a headless Chromium through
+    each work item; every item lands in the ledger with the minutes it saved.
+    """
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    state = Context({"home": home, "database_url": database_url, "region": region, "log_level": log_level})
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def _register() -> None:
+    from robo.cli import demo_cmds, registry_cmds, run_cmds, secret_cmds
+
+    for module in (registry_cmds, run_cmds, secret_cmds, demo_cmds):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="robo")

@@ -1,0 +1,208 @@
+"""Commands that run processes and read the ledger: run, runs, run-show, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from robo.cli.render import hours, note, print_json, table
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+class ProgressBar:
+    """A rich progress bar on stderr, fed by the runner's callbacks."""
+
+    def __init__(self, process_id: str, enabled: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.process_id = process_id
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("ok {task.fields[ok]} · business {task.fields[business]} · app {task.fields[app]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+        )
+        self.task: Any = None
+
+    def started(self, run_id: int, total: int | None) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(f"run {run_id} {self.process_id}", total=total, ok=0, business=0, app=0)
+
+    def item_done(self, outcome: Any, minutes_saved: float) -> None:
+        field = {"success": "ok", "business_exception": "business", "application_exception": "app"}[outcome.status]
+        current = self.bar.tasks[0].fields[field]
+        self.bar.update(self.task, advance=1, **{field: current + 1})
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def _params(values: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{value}' is not KEY=VALUE", param_hint="--param")
+        params[key.strip()] = val
+    return params
+
+
+@click.command()
+@click.argument("process_id")
+@click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False), help="Work items file (CSV, XLSX or JSON, per the definition).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a parameter for this run; repeatable.")
+@click.option("--headed", is_flag=True, help="Show the browser window (needs a display).")
+@click.option("--no-progress", is_flag=True, help="No progress bar (it is off anyway when stderr is not a terminal).")
+@json_option
+@click.pass_obj
+def run(obj: Any, process_id: str, input_path: Path | None, params: tuple[str, ...], headed: bool, no_progress: bool, as_json: bool) -> None:
+    """Run the active version of a process now, item by item, in Chromium.
+
+    Each item ends as success, business exception (bad data, not retried) or
+    application exception (retried per the definition's retry policy). Failed
+    items keep a screenshot and a trace under ROBO_HOME/evidence/RUN_ID.
+    Exits 0 when the run completed (whatever the items' outcomes), 1 when it
+    failed, timed out or was interrupted.
+
+    \b
+    Examples:
+      robo run residence-permit-entry
+      robo run residence-permit-entry --input today.csv --param portal_url=http://127.0.0.1:8765
+    """
+    from robo.runner.run import RunRequest, run_process
+
+    robo = obj.robo
+    request = RunRequest(process_id=process_id, input_path=input_path, params=_params(params), headed=headed)
+    version = robo.registry.active(process_id)
+    progress = ProgressBar(process_id, enabled=not no_progress and not as_json and sys.stderr.isatty())
+    try:
+        result = run_process(robo.run_environment(), version, request, progress)
+    finally:
+        progress.stop()
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(
+            f"run {result.run_id} {process_id}: {result.status} · {result.items_total} items: "
+            f"{result.succeeded} ok, {result.business_exceptions} business exception(s), "
+            f"{result.application_exceptions} application exception(s) · "
+            f"{hours(result.minutes_saved)} h saved"
+        )
+        if result.error:
+            note(f"  {result.error}")
+        if result.business_exceptions or result.application_exceptions:
+            note(f"  details: robo run-show {result.run_id}")
+    if result.status != "completed":
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--process", "process_id", help="Only this process.")
+@click.option("--status", type=click.Choice(["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]))
+@click.option("--limit", default=30, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@click.pass_obj
+def runs(obj: Any, process_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List recent runs, newest first."""
+    rows = obj.robo.ledger.runs(process_id=process_id, status=status, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        note("no runs yet; `robo run PROCESS_ID` starts one")
+        return
+    table(None, ["run", "process", "version", "region", "status", "started (UTC)", "items", "ok", "business", "app", "h saved"], [
+        (r.id, r.process_id, r.version, r.region, r.status, r.started_at, r.items_total,
+         r.succeeded, r.business_exceptions, r.application_exceptions, hours(r.minutes_saved))
+        for r in rows
+    ], right=["run", "items", "ok", "business", "app", "h saved"])  # fmt: skip
+
+
+@click.command("run-show")
+@click.argument("run_id", type=int)
+@json_option
+@click.pass_obj
+def run_show(obj: Any, run_id: int, as_json: bool) -> None:
+    """Show one run: its items, errors, evidence and the baseline it used."""
+    detail = obj.robo.ledger.run_detail(run_id)
+    if as_json:
+        print_json(detail)
+        return
+    r, b = detail.run, detail.baseline
+    click.echo(f"run {r.id} · {r.process_id} {r.version} · {r.region} · {r.status} · trigger {r.trigger}")
+    click.echo(f"  started {r.started_at} UTC, finished {r.finished_at or '-'} on {detail.host}")
+    click.echo(f"  input {detail.input_name} · {r.items_total if r.items_total is not None else '?'} item(s)")
+    click.echo(
+        f"  baseline: {b['manual_minutes_per_item']:g} min by hand - {b['residual_minutes_per_item']:g} min left "
+        f"per item (+{b['manual_minutes_per_run']:g} min per run), measured by {b['measured_by']} on {b['measured_on']}"
+    )
+    click.echo(f"  saved: {r.minutes_saved:g} min ({hours(r.minutes_saved)} h)")
+    if r.error:
+        click.echo(f"  error: {r.error}")
+    if r.items_total is not None and len(detail.items) < r.items_total:
+        click.echo(f"  not processed: {r.items_total - len(detail.items)} item(s)")
+    table(None, ["#", "reference", "status", "tries", "seconds", "min saved", "error / output"], [
+        (i.position, i.reference, i.status, i.attempts,
+         f"{i.duration_seconds:.1f}" if i.duration_seconds is not None else "",
+         f"{i.minutes_saved:g}",
+         (f"{i.error_type}: {i.error}" if i.error else ", ".join(f"{k}={v}" for k, v in i.output.items())))
+        for i in detail.items
+    ], right=["#", "tries", "seconds", "min saved"])  # fmt: skip
+    evidence = [(i.reference, path) for i in detail.items for path in i.evidence]
+    if evidence:
+        click.echo("evidence:")
+        for reference, path in evidence:
+            click.echo(f"  {reference}: {path}")
+
+
+def _date(value: str | None, option: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)", param_hint=option) from None
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+@click.command()
+@click.option("--since", help="First day included (YYYY-MM-DD, UTC).")
+@click.option("--until", help="First day excluded (YYYY-MM-DD, UTC).")
+@json_option
+@click.pass_obj
+def report(obj: Any, since: str | None, until: str | None, as_json: bool) -> None:
+    """Hours of agent work saved, by process, summed from the ledger's item rows.
+
+    \b
+    Examples:
+      robo report
+      robo report --since 2026-10-01 --until 2026-11-01 --json
+    """
+    from robo.reports.hours import hours_by_process
+
+    rows = hours_by_process(obj.robo.db, _date(since, "--since"), _date(until, "--until"))
+    if as_json:
+        print_json([{**vars(r), "hours_saved": round(r.hours_saved, 4)} for r in rows])
+        return
+    if not rows:
+        note("no runs in this period; nothing saved yet")
+        return
+    total = sum(r.minutes_saved for r in rows)
+    table("Hours of agent work saved", ["process", "runs", "items", "ok", "business", "app", "hours saved"], [
+        *[(r.process_id, r.runs, r.items, r.succeeded, r.business_exceptions, r.application_exceptions,
+           hours(r.minutes_saved)) for r in rows],
+        ("total", sum(r.runs for r in rows), sum(r.items for r in rows), sum(r.succeeded for r in rows),
+         sum(r.business_exceptions for r in rows), sum(r.application_exceptions for r in rows), hours(total)),
+    ], right=["runs", "items", "ok", "business", "app", "hours saved"])  # fmt: skip
+
+
+COMMANDS = [run, runs, run_show, report]

@@ -1,0 +1,834 @@
+"""A small local web portal imitating the state applications agents re-key data into.
+
+The sample processes in ``processes/`` automate it, the browser tests drive it and
+``robo portal`` serves it. Pages are server-rendered HTML forms (no JavaScript, no
+CDN); all state lives in memory per app instance and is seeded deterministically.
+
+Stable element ids, per page (labels are French; ids and classes are the contract)::
+
+    Page                           Elements
+    -----------------------------  ---------------------------------------------------
+    every page                     .error (business error message), .confirmation
+                                   (success message), nav a#logout
+    503 page (fault injection)     h1#unavailable.unavailable "Service temporairement
+                                   indisponible" -- never carries .error
+    /login                         #username, #password, button[type=submit] (#login);
+                                   .error "Identifiants invalides"
+    /                              a#permits-link, a#invoices-link, a#outstanding-link,
+                                   a#claims-link, a#exports-link
+    /permits/new                   #file_number, #last_name, #first_name, #birth_date
+                                   (text, JJ/MM/AAAA or AAAA-MM-JJ), select#nationality
+                                   (ISO 3166 alpha-2), select#permit_type (salarie,
+                                   etudiant, famille, visiteur), checkbox #validated,
+                                   button[type=submit] (#submit)
+    /permits/<file_number>         .confirmation "Dossier enregistré", #receipt
+                                   ("RCP-" + 10 hex), #file_number
+    /invoices                      table#invoices (Référence, Fournisseur, Montant,
+                                   N° engagement, Statut), row links a.invoice-link
+    /invoices/<ref>                #reference, #supplier, #amount, #commitment, #status,
+                                   button#approve, input#reason, button#reject;
+                                   after a decision: .confirmation
+    /commitments?number=EJ-...     form #number + #search; #commitment-number,
+                                   #remaining, #initial; .error "Engagement inconnu"
+    /outstanding?page=N            table#outstanding (Référence, Objet, Responsable,
+                                   Courriel, Jours de retard), 10 rows a page,
+                                   a.next (absent on the last page), a.prev, #page
+    /outstanding/<ref>             #reference, #manager, #email, button#remind;
+                                   no e-mail: .error "Aucun responsable à relancer"
+                                   and no #remind; after POST: .confirmation
+    /claims/new                    #employee_id, select#claim_type (transport, repas,
+                                   hebergement, formation), #amount, #date (date),
+                                   #receipt (file: PDF, PNG or JPEG), button#submit
+    /claims/<claim_number>         .confirmation "Demande enregistrée", #claim_number
+    /exports?unit=U&period=P       form #unit, #period (AAAA-MM), button#search;
+                                   #count and button#download (POST, CSV attachment);
+                                   .error "Service inconnu" / "Période invalide"
+
+Test endpoints (no login): ``GET /api/state`` (JSON snapshot), ``POST /api/reset``,
+``POST /api/faults`` with JSON ``{"failure_rate": 0.5, "latency_ms": 100,
+"fail_next": 2}``, ``GET /api/health`` and ``GET /slow?seconds=N``.
+
+Fault injection applies to form POSTs other than ``/login`` (so logging in stays
+deterministic): ``fail_next`` makes the next N fail with a 503, then ``failure_rate``
+applies. A failed POST changes nothing. ``latency_ms`` is added to every response
+except ``/api/*``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import random
+import re
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any
+
+from flask import Flask, Response, abort, jsonify, redirect, render_template, request, session
+from flask.typing import ResponseReturnValue
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "robo_portal"
+PAGE_SIZE = 10
+CLAIM_CEILING = 1500.0
+MAX_SLOW_SECONDS = 300.0
+
+NATIONALITIES = {
+    "DZ": "Algérie", "BR": "Brésil", "CM": "Cameroun", "CN": "Chine", "CI": "Côte d'Ivoire",
+    "US": "États-Unis", "HT": "Haïti", "IN": "Inde", "ML": "Mali", "MA": "Maroc",
+    "CD": "République démocratique du Congo", "RU": "Russie", "SN": "Sénégal",
+    "TN": "Tunisie", "TR": "Turquie", "UA": "Ukraine", "VN": "Viêt Nam",
+}  # fmt: skip
+PERMIT_TYPES = {
+    "salarie": "Salarié", "etudiant": "Étudiant", "famille": "Vie privée et familiale",
+    "visiteur": "Visiteur",
+}  # fmt: skip
+CLAIM_TYPES = {
+    "transport": "Frais de transport", "repas": "Frais de repas",
+    "hebergement": "Frais d'hébergement", "formation": "Frais de formation",
+}  # fmt: skip
+EMPLOYEES = {
+    "A10234": "Sophie Martin", "A10571": "Karim Benali", "A11002": "Claire Lefèvre",
+    "A11348": "Thomas Nguyen", "A11760": "Julie Moreau", "A12015": "Olivier Diallo",
+    "A12377": "Nathalie Rousseau", "A12808": "Pierre Garnier",
+}  # fmt: skip
+UNITS = {
+    "DIRIM-75": "Direction de l'immigration et de l'intégration - Paris",
+    "BSE-69": "Bureau du séjour des étrangers - Rhône",
+    "BSE-13": "Bureau du séjour des étrangers - Bouches-du-Rhône",
+    "SCN-33": "Service des cartes et naturalisations - Gironde",
+    "BSE-59": "Bureau du séjour des étrangers - Nord",
+    "SAE-67": "Service d'accueil des étrangers - Bas-Rhin",
+}
+# Permit files already recorded before any bot runs (one appears in the sample input).
+SEEDED_PERMITS = [
+    ("2024-75-00117", "HADDAD", "Yasmine", "1992-05-03", "DZ", "salarie"),
+    ("2024-75-00118", "OKAFOR", "Daniel", "1988-11-21", "CM", "famille"),
+]
+# number -> (label, initial remaining amount)
+COMMITMENTS = {
+    "EJ-2024-0101": ("Fournitures de bureau 2024", 10000.00),
+    "EJ-2024-0102": ("Maintenance informatique", 5000.00),
+    "EJ-2024-0103": ("Restauration administrative", 2500.00),
+    "EJ-2024-0104": ("Nettoyage des locaux", 800.00),
+    "EJ-2024-0105": ("Prestations de sécurité et fournitures", 12000.00),
+}
+# ref, supplier, amount, commitment. 004 and 009 name unknown commitments; 005 and 010
+# exceed their commitment whatever the order of processing; the others always fit.
+INVOICES = [
+    ("FAC-2024-001", "Papeterie du Centre", 1200.00, "EJ-2024-0101"),
+    ("FAC-2024-002", "Informatique Services SA", 4300.00, "EJ-2024-0102"),
+    ("FAC-2024-003", "Nettoyage Pro", 650.00, "EJ-2024-0104"),
+    ("FAC-2024-004", "Transports Martin", 980.00, "EJ-2024-0999"),
+    ("FAC-2024-005", "Nettoyage Pro", 1500.00, "EJ-2024-0104"),
+    ("FAC-2024-006", "Restauration collective du Sud", 2300.00, "EJ-2024-0103"),
+    ("FAC-2024-007", "Papeterie du Centre", 540.50, "EJ-2024-0101"),
+    ("FAC-2024-008", "Sécurité Gardiennage Services", 7600.00, "EJ-2024-0105"),
+    ("FAC-2024-009", "Maintenance Bâtiment Plus", 320.00, "EJ-2023-0042"),
+    ("FAC-2024-010", "Restauration collective du Sud", 3100.00, "EJ-2024-0103"),
+    ("FAC-2024-011", "Fournitures médicales de l'Ouest", 1890.00, "EJ-2024-0105"),
+    ("FAC-2024-012", "Papeterie du Centre", 2100.00, "EJ-2024-0101"),
+]
+# 23 overdue items; indices 5, 13 and 22 (1-based) have no manager e-mail.
+_SUBJECTS = [
+    "Rapport d'activité annuel", "Réponse au courrier du préfet", "Bilan social",
+    "Mise à jour du plan de continuité", "Inventaire du mobilier", "Note de conjoncture",
+    "Réponse à une question écrite", "Compte rendu de comité", "Fiches de poste",
+    "Indicateurs de performance", "Plan de formation", "Convention de partenariat",
+]  # fmt: skip
+_MANAGERS = [
+    ("Claire Dupont", "c.dupont"), ("Marc Leroy", "m.leroy"), ("Aïcha Traoré", "a.traore"),
+    ("Jean Petit", "j.petit"), ("Hélène Robert", "h.robert"), ("Luc Bernard", "l.bernard"),
+    ("Sarah Cohen", "s.cohen"),
+]  # fmt: skip
+NO_MANAGER = {5, 13, 22}
+OUTSTANDING_COUNT = 23
+
+
+@dataclass
+class PortalConfig:
+    username: str = "agent"
+    password: str = "demo-password"
+    latency_ms: int = 0
+    failure_rate: float = 0.0
+    seed: int = 42
+
+
+@dataclass
+class Faults:
+    failure_rate: float = 0.0
+    latency_ms: int = 0
+    fail_next: int = 0
+    served: int = 0  # 503 answers given so far
+
+
+@dataclass
+class PortalState:
+    """Everything the portal remembers; guarded by ``lock``."""
+
+    config: PortalConfig
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    faults: Faults = field(default_factory=Faults)
+    rng: random.Random = field(default_factory=random.Random)
+    permits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    commitments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    outstanding: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reminders: list[dict[str, Any]] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    exports: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            cfg = self.config
+            self.faults = Faults(cfg.failure_rate, cfg.latency_ms, 0, 0)
+            self.rng = random.Random(cfg.seed)
+            self.permits = {}
+            for number, last, first, born, nat, kind in SEEDED_PERMITS:
+                self.permits[number] = _permit(number, last, first, born, nat, kind, seeded=True)
+            self.commitments = {
+                number: {"number": number, "label": label, "initial": amount, "remaining": amount}
+                for number, (label, amount) in COMMITMENTS.items()
+            }
+            self.invoices = {
+                ref: {
+                    "reference": ref,
+                    "supplier": supplier,
+                    "amount": amount,
+                    "commitment": commitment,
+                    "status": "À traiter",
+                    "reason": "",
+                }
+                for ref, supplier, amount, commitment in INVOICES
+            }
+            self.outstanding = {}
+            for i in range(1, OUTSTANDING_COUNT + 1):
+                name, login = _MANAGERS[(i * 3) % len(_MANAGERS)]
+                ref = f"REL-2024-{i:03d}"
+                self.outstanding[ref] = {
+                    "reference": ref,
+                    "subject": _SUBJECTS[(i * 5) % len(_SUBJECTS)],
+                    "manager": "" if i in NO_MANAGER else name,
+                    "email": "" if i in NO_MANAGER else f"{login}@interieur.example",
+                    "days_late": 5 + (i * 17) % 60,
+                }
+            self.decisions, self.reminders, self.claims, self.exports = [], [], [], []
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "permits": [
+                    {k: v for k, v in p.items() if k != "seeded"}
+                    for p in self.permits.values()
+                    if not p["seeded"]
+                ],
+                "invoices": {ref: dict(inv) for ref, inv in self.invoices.items()},
+                "invoice_decisions": [dict(d) for d in self.decisions],
+                "commitments": {n: c["remaining"] for n, c in self.commitments.items()},
+                "reminders": [dict(r) for r in self.reminders],
+                "claims": [dict(c) for c in self.claims],
+                "exports": [dict(e) for e in self.exports],
+                "faults": asdict(self.faults),
+            }
+
+
+def _permit(
+    number: str, last: str, first: str, born: str, nat: str, kind: str, seeded: bool = False
+) -> dict[str, Any]:
+    receipt = "RCP-" + hashlib.sha256(number.encode()).hexdigest()[:10].upper()
+    return {
+        "file_number": number,
+        "last_name": last,
+        "first_name": first,
+        "birth_date": born,
+        "nationality": nat,
+        "permit_type": kind,
+        "receipt": receipt,
+        "seeded": seeded,
+    }
+
+
+def euros(amount: float) -> str:
+    """French formatting: 1 234,50 €."""
+    return f"{amount:,.2f}".replace(",", " ").replace(".", ",") + " €"
+
+
+def parse_date(value: str) -> date | None:
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value.strip(), fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def parse_amount(value: str) -> float | None:
+    cleaned = re.sub(r"[\s\u00a0\u202f€]", "", value).replace(",", ".")
+    try:
+        amount = float(cleaned)
+    except ValueError:
+        return None
+    return amount if amount == amount and amount not in (float("inf"), float("-inf")) else None
+
+
+def _stable_seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def export_rows(seed: int, unit: str, period: str) -> list[dict[str, str]]:
+    """The new files (dossiers) of a unit for a period, deterministic per seed."""
+    rng = random.Random(_stable_seed(seed, unit, period))
+    year, month = period.split("-")
+    rows = []
+    for i in range(1, rng.randint(4, 12) + 1):
+        day = rng.randint(1, 28)
+        last = rng.choice(["BENALI", "DIOP", "NGUYEN", "SILVA", "KOWALSKI", "OMAR", "PETROV"])
+        rows.append(
+            {
+                "numero_dossier": f"{unit}-{year}{month}-{i:04d}",
+                "date_depot": f"{year}-{month}-{day:02d}",
+                "type": rng.choice(list(PERMIT_TYPES)),
+                "demandeur": last,
+                "nationalite": rng.choice(list(NATIONALITIES)),
+                "statut": rng.choice(["déposé", "en instruction", "complet"]),
+            }
+        )
+    return rows
+
+
+# --- The Flask app ---------------------------------------------------------------
+
+PUBLIC_ENDPOINTS = {"login", "static", "slow", "api_state", "api_reset", "api_faults", "api_health"}
+
+
+def portal_state(app: Flask) -> PortalState:
+    state: PortalState = app.extensions[EXTENSION]
+    return state
+
+
+def create_app(config: PortalConfig | None = None) -> Flask:
+    config = config or PortalConfig()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secrets.token_hex(16),
+        SESSION_COOKIE_NAME="robo_portal_session",
+        MAX_CONTENT_LENGTH=5 * 1024 * 1024,
+    )
+    state = PortalState(config)
+    app.extensions[EXTENSION] = state
+
+    def error_page(template: str, status: int = 422, **context: Any) -> ResponseReturnValue:
+        return render_template(template, **context), status
+
+    @app.before_request
+    def _before() -> ResponseReturnValue | None:
+        path = request.path
+        if not path.startswith("/api/"):
+            with state.lock:
+                latency = state.faults.latency_ms
+            if latency > 0:
+                time.sleep(latency / 1000)
+        if request.endpoint not in PUBLIC_ENDPOINTS and not session.get("user"):
+            return redirect(f"/login?next={request.full_path.rstrip('?')}")
+        if request.method == "POST" and not path.startswith("/api/") and path != "/login":
+            with state.lock:
+                faults = state.faults
+                fail = False
+                if faults.fail_next > 0:
+                    faults.fail_next -= 1
+                    fail = True
+                elif faults.failure_rate > 0 and state.rng.random() < faults.failure_rate:
+                    fail = True
+                if fail:
+                    faults.served += 1
+            if fail:
+                body = render_template("unavailable.html")
+                return Response(body, status=503, headers={"Retry-After": "1"})
+        return None
+
+    # --- login ---
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> ResponseReturnValue:
+        target = request.values.get("next", "/")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        if request.method == "POST":
+            user = request.form.get("username", "")
+            password = request.form.get("password", "")
+            if secrets.compare_digest(user.encode(), config.username.encode()) and (
+                secrets.compare_digest(password.encode(), config.password.encode())
+            ):
+                session.clear()
+                session["user"] = user
+                return redirect(target)
+            return error_page("login.html", 401, error="Identifiants invalides", next=target)
+        return render_template("login.html", next=target)
+
+    @app.route("/logout")
+    def logout() -> ResponseReturnValue:
+        session.clear()
+        return redirect("/login")
+
+    @app.route("/")
+    def home() -> ResponseReturnValue:
+        return render_template("home.html")
+
+    # --- residence permits ---
+
+    def permit_form(values: dict[str, str], error: str | None = None) -> ResponseReturnValue:
+        return render_template(
+            "permit_form.html",
+            values=values,
+            error=error,
+            nationalities=NATIONALITIES,
+            permit_types=PERMIT_TYPES,
+        ), (422 if error else 200)
+
+    @app.route("/permits/new", methods=["GET", "POST"])
+    def permit_new() -> ResponseReturnValue:
+        if request.method == "GET":
+            return permit_form({})
+        values = {
+            k: request.form.get(k, "").strip()
+            for k in (
+                "file_number",
+                "last_name",
+                "first_name",
+                "birth_date",
+                "nationality",
+                "permit_type",
+            )
+        }
+        labels = {
+            "file_number": "numéro de dossier",
+            "last_name": "nom",
+            "first_name": "prénom",
+            "birth_date": "date de naissance",
+        }
+        for key, label in labels.items():
+            if not values[key]:
+                return permit_form(values, f"Champ obligatoire : {label}")
+        if not re.fullmatch(r"[A-Za-z0-9-]{4,32}", values["file_number"]):
+            return permit_form(values, "Numéro de dossier invalide")
+        born = parse_date(values["birth_date"])
+        if born is None:
+            return permit_form(values, "Date de naissance invalide (format JJ/MM/AAAA)")
+        if born > date.today():
+            return permit_form(values, "Date de naissance dans le futur")
+        if values["nationality"] not in NATIONALITIES:
+            return permit_form(values, "Nationalité inconnue")
+        if values["permit_type"] not in PERMIT_TYPES:
+            return permit_form(values, "Type de titre inconnu")
+        if request.form.get("validated") != "on":
+            return permit_form(values, "Le dossier doit être validé par l'agent instructeur")
+        with state.lock:
+            if values["file_number"] in state.permits:
+                return permit_form(values, "Dossier déjà enregistré")
+            state.permits[values["file_number"]] = _permit(
+                values["file_number"],
+                values["last_name"].upper(),
+                values["first_name"],
+                born.isoformat(),
+                values["nationality"],
+                values["permit_type"],
+            )
+        return redirect(f"/permits/{values['file_number']}")
+
+    @app.route("/permits/<number>")
+    def permit_view(number: str) -> ResponseReturnValue:
+        with state.lock:
+            permit = state.permits.get(number)
+        if permit is None:
+            abort(404)
+        return render_template(
+            "permit_view.html",
+            permit=permit,
+            nationalities=NATIONALITIES,
+            permit_types=PERMIT_TYPES,
+        )
+
+    # --- invoices and commitments ---
+
+    @app.route("/invoices")
+    def invoices() -> ResponseReturnValue:
+        with state.lock:
+            rows = [dict(inv) for inv in state.invoices.values()]
+        return render_template("invoices.html", invoices=rows, euros=euros)
+
+    def invoice_page(
+        ref: str, error: str | None = None, message: str | None = None, status: int = 200
+    ) -> ResponseReturnValue:
+        with state.lock:
+            invoice = state.invoices.get(ref)
+            invoice = dict(invoice) if invoice else None
+        if invoice is None:
+            abort(404)
+        return render_template(
+            "invoice.html", invoice=invoice, error=error, message=message, euros=euros
+        ), status
+
+    @app.route("/invoices/<ref>")
+    def invoice(ref: str) -> ResponseReturnValue:
+        return invoice_page(ref)
+
+    @app.post("/invoices/<ref>/approve")
+    def invoice_approve(ref: str) -> ResponseReturnValue:
+        with state.lock:
+            invoice = state.invoices.get(ref)
+            if invoice is None:
+                abort(404)
+            if invoice["status"] != "À traiter":
+                return invoice_page(ref, error="Facture déjà traitée", status=409)
+            commitment = state.commitments.get(invoice["commitment"])
+            if commitment is None:
+                return invoice_page(ref, error="Engagement inconnu", status=422)
+            if invoice["amount"] > commitment["remaining"] + 1e-9:
+                return invoice_page(
+                    ref, error="Montant supérieur au reste à payer de l'engagement", status=422
+                )
+            commitment["remaining"] = round(commitment["remaining"] - invoice["amount"], 2)
+            invoice["status"] = "Validée"
+            state.decisions.append({"reference": ref, "decision": "approved", "reason": ""})
+        return invoice_page(ref, message="Facture validée")
+
+    @app.post("/invoices/<ref>/reject")
+    def invoice_reject(ref: str) -> ResponseReturnValue:
+        reason = request.form.get("reason", "").strip()
+        with state.lock:
+            invoice = state.invoices.get(ref)
+            if invoice is None:
+                abort(404)
+            if invoice["status"] != "À traiter":
+                return invoice_page(ref, error="Facture déjà traitée", status=409)
+            if not reason:
+                return invoice_page(ref, error="Le motif de rejet est obligatoire", status=422)
+            invoice["status"] = "Rejetée"
+            invoice["reason"] = reason
+            state.decisions.append({"reference": ref, "decision": "rejected", "reason": reason})
+        return invoice_page(ref, message="Facture rejetée")
+
+    @app.route("/commitments")
+    def commitments() -> ResponseReturnValue:
+        number = request.args.get("number", "").strip()
+        commitment = None
+        error = None
+        if number:
+            with state.lock:
+                found = state.commitments.get(number)
+                commitment = dict(found) if found else None
+            if commitment is None:
+                error = "Engagement inconnu"
+        return render_template(
+            "commitments.html", number=number, commitment=commitment, error=error, euros=euros
+        ), (404 if error else 200)
+
+    # --- outstanding items and reminders ---
+
+    @app.route("/outstanding")
+    def outstanding() -> ResponseReturnValue:
+        try:
+            page = max(1, int(request.args.get("page", "1")))
+        except ValueError:
+            page = 1
+        with state.lock:
+            rows = [dict(r) for r in state.outstanding.values()]
+        pages = max(1, -(-len(rows) // PAGE_SIZE))
+        shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        return render_template("outstanding.html", rows=shown, page=page, pages=pages)
+
+    def reminder_page(
+        ref: str, message: str | None = None, status: int = 200, error: str | None = None
+    ) -> ResponseReturnValue:
+        with state.lock:
+            row = state.outstanding.get(ref)
+            row = dict(row) if row else None
+            sent = sum(1 for r in state.reminders if r["reference"] == ref)
+        if row is None:
+            abort(404)
+        if not row["email"] and error is None:
+            error = "Aucun responsable à relancer"
+        return render_template(
+            "outstanding_item.html", row=row, message=message, error=error, sent=sent
+        ), status
+
+    @app.route("/outstanding/<ref>")
+    def outstanding_item(ref: str) -> ResponseReturnValue:
+        return reminder_page(ref)
+
+    @app.post("/outstanding/<ref>/remind")
+    def outstanding_remind(ref: str) -> ResponseReturnValue:
+        with state.lock:
+            row = state.outstanding.get(ref)
+            if row is None:
+                abort(404)
+            if not row["email"]:
+                return reminder_page(ref, status=422)
+            state.reminders.append(
+                {"reference": ref, "email": row["email"], "manager": row["manager"]}
+            )
+        return reminder_page(ref, message=f"Relance envoyée à {row['email']}")
+
+    # --- HR claims with an upload ---
+
+    def claim_form(values: dict[str, str], error: str | None = None) -> ResponseReturnValue:
+        return render_template(
+            "claim_form.html", values=values, error=error, claim_types=CLAIM_TYPES
+        ), (422 if error else 200)
+
+    @app.route("/claims/new", methods=["GET", "POST"])
+    def claim_new() -> ResponseReturnValue:
+        if request.method == "GET":
+            return claim_form({})
+        values = {
+            k: request.form.get(k, "").strip()
+            for k in ("employee_id", "claim_type", "amount", "date")
+        }
+        if values["employee_id"] not in EMPLOYEES:
+            return claim_form(values, f"Agent inconnu : {values['employee_id'] or '(vide)'}")
+        if values["claim_type"] not in CLAIM_TYPES:
+            return claim_form(values, "Type de frais inconnu")
+        amount = parse_amount(values["amount"])
+        if amount is None or amount <= 0:
+            return claim_form(values, "Montant invalide")
+        if amount > CLAIM_CEILING:
+            return claim_form(values, f"Montant supérieur au plafond de {euros(CLAIM_CEILING)}")
+        spent = parse_date(values["date"])
+        if spent is None or spent > date.today():
+            return claim_form(values, "Date de la dépense invalide")
+        upload = request.files.get("receipt")
+        content = upload.read() if upload is not None else b""
+        if upload is None or not upload.filename or not content:
+            return claim_form(values, "Justificatif manquant")
+        kind = _receipt_kind(content)
+        if kind is None:
+            return claim_form(values, "Le justificatif doit être un fichier PDF, PNG ou JPEG")
+        with state.lock:
+            number = f"DR-2024-{len(state.claims) + 1:05d}"
+            state.claims.append(
+                {
+                    "claim_number": number,
+                    "employee_id": values["employee_id"],
+                    "claim_type": values["claim_type"],
+                    "amount": amount,
+                    "date": spent.isoformat(),
+                    "receipt_name": upload.filename,
+                    "receipt_type": kind,
+                    "receipt_size": len(content),
+                }
+            )
+        return redirect(f"/claims/{number}")
+
+    @app.route("/claims/<number>")
+    def claim_view(number: str) -> ResponseReturnValue:
+        with state.lock:
+            claim = next((dict(c) for c in state.claims if c["claim_number"] == number), None)
+        if claim is None:
+            abort(404)
+        return render_template(
+            "claim_view.html",
+            claim=claim,
+            employees=EMPLOYEES,
+            claim_types=CLAIM_TYPES,
+            euros=euros,
+        )
+
+    # --- exports ---
+
+    def check_export(unit: str, period: str) -> str | None:
+        if unit not in UNITS:
+            return f"Service inconnu : {unit}"
+        if not re.fullmatch(r"(19|20)\d\d-(0[1-9]|1[0-2])", period):
+            return f"Période invalide : {period} (format AAAA-MM)"
+        return None
+
+    @app.route("/exports")
+    def exports() -> ResponseReturnValue:
+        unit = request.args.get("unit", "").strip()
+        period = request.args.get("period", "").strip()
+        error = count = None
+        if unit or period:
+            error = check_export(unit, period)
+            if error is None:
+                count = len(export_rows(config.seed, unit, period))
+        return render_template(
+            "exports.html", unit=unit, period=period, error=error, count=count, units=UNITS
+        ), (422 if error else 200)
+
+    @app.post("/exports/download")
+    def exports_download() -> ResponseReturnValue:
+        unit = request.form.get("unit", "").strip()
+        period = request.form.get("period", "").strip()
+        error = check_export(unit, period)
+        if error is not None:
+            return render_template(
+                "exports.html", unit=unit, period=period, error=error, count=None, units=UNITS
+            ), 422
+        rows = export_rows(config.seed, unit, period)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer, fieldnames=list(rows[0]), delimiter=";", lineterminator="\r\n"
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+        with state.lock:
+            state.exports.append({"unit": unit, "period": period, "rows": len(rows)})
+        filename = f"nouveaux-dossiers-{unit}-{period}.csv"
+        return Response(
+            buffer.getvalue().encode("utf-8"),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    # --- test endpoints ---
+
+    @app.route("/slow")
+    def slow() -> ResponseReturnValue:
+        try:
+            seconds = float(request.args.get("seconds", "1"))
+        except ValueError:
+            seconds = 1.0
+        seconds = min(max(seconds, 0.0), MAX_SLOW_SECONDS)
+        time.sleep(seconds)
+        return render_template("slow.html", seconds=seconds)
+
+    @app.get("/api/health")
+    def api_health() -> ResponseReturnValue:
+        return jsonify(status="ok")
+
+    @app.get("/api/state")
+    def api_state() -> ResponseReturnValue:
+        return jsonify(state.snapshot())
+
+    @app.post("/api/reset")
+    def api_reset() -> ResponseReturnValue:
+        state.reset()
+        return jsonify(state.snapshot())
+
+    @app.post("/api/faults")
+    def api_faults() -> ResponseReturnValue:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            return jsonify(error="expected a JSON object"), 400
+        try:
+            with state.lock:
+                if "failure_rate" in data:
+                    rate = float(data["failure_rate"])
+                    if not 0.0 <= rate <= 1.0:
+                        raise ValueError("failure_rate must be between 0 and 1")
+                    state.faults.failure_rate = rate
+                if "latency_ms" in data:
+                    state.faults.latency_ms = max(0, int(data["latency_ms"]))
+                if "fail_next" in data:
+                    state.faults.fail_next = max(0, int(data["fail_next"]))
+                faults = asdict(state.faults)
+        except (TypeError, ValueError) as exc:
+            return jsonify(error=str(exc)), 400
+        return jsonify(faults)
+
+    return app
+
+
+def _receipt_kind(content: bytes) -> str | None:
+    if content.startswith(b"%PDF-"):
+        return "pdf"
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if content.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    return None
+
+
+# --- Serving -------------------------------------------------------------------
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per request (tests and embedded use)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class PortalServer:
+    """The portal in a background thread: ``with PortalServer() as portal: portal.url``."""
+
+    def __init__(
+        self, config: PortalConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.config = config or PortalConfig()
+        self.host = host
+        self.port = port
+        self.app = create_app(self.config)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the portal is not started")
+        return f"http://{self.host}:{self._server.server_port}"
+
+    def start(self) -> PortalServer:
+        if self._server is not None:
+            return self
+        self._server = make_server(
+            self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="robo-portal",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def state(self) -> dict[str, Any]:
+        return portal_state(self.app).snapshot()
+
+    def reset(self) -> None:
+        portal_state(self.app).reset()
+
+    def __enter__(self) -> PortalServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve_forever(
+    config: PortalConfig | None = None, host: str = "127.0.0.1", port: int = 8765
+) -> None:
+    """Serve the portal until interrupted (used by ``robo portal``)."""
+    server = make_server(host, port, create_app(config), threaded=True)
+    log.info("sample portal listening on http://%s:%s", host, server.server_port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

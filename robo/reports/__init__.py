@@ -1,0 +1,1 @@
+"""Reports: sums over ledger rows, never figures computed elsewhere."""

@@ -1,0 +1,1 @@
+"""Running a process version: browser, work items, bot context, declarative steps."""

@@ -1,0 +1,457 @@
+"""Running the active version of a process: one browser, one context, item by item.
+
+Each item ends as success, business exception (not retried) or application
+exception (retried with a fresh page, per the retry policy). A browser crash
+ends the item as an application exception, restarts Chromium and goes on; the
+item is not retried, since the application may already have taken it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from robo.clock import utcnow
+from robo.definition import ProcessDefinition
+from robo.errors import (
+    ApplicationException,
+    BusinessException,
+    ConfigurationError,
+    InputError,
+    RegistryError,
+    RoboError,
+    SecretError,
+)
+from robo.ledger import ItemOutcome, Ledger, RunStatus
+from robo.logging import get_logger
+from robo.redaction import Redactor
+from robo.registry import ProcessVersion
+from robo.runner import evidence
+from robo.runner.browser import BrowserSession
+from robo.runner.context import BotContext
+from robo.runner.steps import run_steps, scrape_table
+from robo.runner.watchdog import Deadline, Watchdog
+from robo.runner.workitems import Item, check_references, read_items, reference_of
+
+SETUP_ATTEMPTS_FLOOR = 1
+
+
+class Progress(Protocol):
+    def started(self, run_id: int, total: int | None) -> None: ...
+    def item_done(self, outcome: ItemOutcome, minutes_saved: float) -> None: ...
+
+
+class _NoProgress:
+    def started(self, run_id: int, total: int | None) -> None:
+        pass
+
+    def item_done(self, outcome: ItemOutcome, minutes_saved: float) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    process_id: str
+    input_path: Path | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    headed: bool = False
+    trigger: str = "manual"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: int
+    status: RunStatus
+    items_total: int
+    succeeded: int
+    business_exceptions: int
+    application_exceptions: int
+    minutes_saved: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunEnvironment:
+    """What a run needs from the installation, assembled at the edge."""
+
+    ledger: Ledger
+    secret: Callable[[str], str]
+    redactor: Redactor
+    region: str
+    chromium: str
+    evidence_dir: Path
+    versions_dir: Path
+
+
+class BrowserCrashed(ApplicationException):
+    """Chromium went away during the item."""
+
+
+class ItemTimeout(ApplicationException):
+    """The item took longer than timeouts.item_seconds."""
+
+
+def resolve_params(definition: ProcessDefinition, overrides: dict[str, str]) -> dict[str, Any]:
+    unknown = sorted(set(overrides) - set(definition.parameters))
+    if unknown:
+        known = ", ".join(sorted(definition.parameters)) or "none"
+        raise InputError(
+            f"unknown parameter(s) {', '.join(unknown)} for {definition.id}; known: {known}"
+        )
+    return {**definition.parameters, **overrides}
+
+
+def _load_module(folder: Path, module_name: str, content_hash: str) -> types.ModuleType:
+    """Import a bot module from an unpacked version, once per content hash."""
+    unique = f"robo_bot_{content_hash[:12]}_{module_name.replace('.', '_')}"
+    module = sys.modules.get(unique)
+    if module is not None:
+        return module
+    path = folder / (module_name.replace(".", "/") + ".py")
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"cannot load bot module {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))  # lets a bot import its sibling modules
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ConfigurationError(f"bot module {path.name} failed to import: {exc}") from exc
+    finally:
+        sys.path.remove(str(folder))
+    sys.modules[unique] = module
+    return module
+
+
+class ProcessRun:
+    """One run of one version; ``execute`` never raises for item-level problems."""
+
+    def __init__(
+        self,
+        env: RunEnvironment,
+        version: ProcessVersion,
+        request: RunRequest,
+        progress: Progress | None = None,
+    ) -> None:
+        self.env = env
+        self.version = version
+        self.definition = version.definition
+        self.request = request
+        self.progress = progress or _NoProgress()
+        self.folder = version.unpack(env.versions_dir)
+        self.params = resolve_params(self.definition, request.params)
+        self.process_fn = self._bot_function("entrypoint")
+        self.items_fn = self._bot_function("items")
+        self.setup_fn = self._bot_function("entrypoint", name="setup")
+        self.input_path = self._input_path()
+        # File items are read before the run exists: bad input costs nothing.
+        self.items: list[Item] | None = (
+            read_items(self.definition.items, self.input_path) if self.input_path else None
+        )
+        self.counts = {"success": 0, "business_exception": 0, "application_exception": 0}
+        self.minutes = 0.0
+
+    # --- preparation -----------------------------------------------------------------
+
+    def _bot_function(self, key: str, name: str | None = None) -> Callable[..., Any] | None:
+        """The function a 'module:function' reference names (or ``name`` in that module)."""
+        ref = getattr(self.definition.bot, key)
+        if not ref:
+            return None
+        module_name, function = ref.split(":")
+        module = _load_module(self.folder, module_name, self.version.content_hash)
+        found = getattr(module, name or function, None)
+        return found if callable(found) else None
+
+    def _input_path(self) -> Path | None:
+        if self.definition.items.source == "bot":
+            if self.request.input_path:
+                raise InputError(
+                    f"{self.definition.id} produces its own items; it takes no --input"
+                )
+            return None
+        if self.request.input_path:
+            return self.request.input_path.resolve()
+        if not self.definition.items.path:
+            raise InputError(
+                f"{self.definition.id} has no default input; give one with --input FILE"
+            )
+        return self.folder / self.definition.items.path
+
+    # --- execution ----------------------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        definition = self.definition
+        ledger = self.env.ledger
+        run_id = ledger.start_run(
+            process_id=definition.id,
+            version_id=self.version.version_id,
+            version=definition.version,
+            baseline=definition.baseline,
+            region=self.env.region,
+            parameters=self.params,
+            trigger=self.request.trigger,
+            input_name=str(self.request.input_path or self.definition.items.path or "bot"),
+        )
+        self.run_id = run_id
+        self.log = get_logger(
+            run=run_id, process=definition.id, version=definition.version, region=self.env.region
+        )
+        self.run_dir = self.env.evidence_dir / str(run_id)
+        self.downloads = self.run_dir / "downloads"
+        self.deadline = time.monotonic() + definition.timeouts.run_seconds
+        self.log.info("run.started", trigger=self.request.trigger)
+        status: RunStatus = "completed"
+        error: str | None = None
+        self.session = BrowserSession(
+            chromium=self.env.chromium,
+            headless=not self.request.headed,
+            step_timeout_ms=definition.timeouts.step_seconds * 1000,
+            trace=definition.evidence.trace_on_failure,
+        )
+        self.watchdog = Watchdog(self.session.kill)
+        try:
+            self.session.start()
+            self._open_context()
+            items = self.items if self.items is not None else self._produce_items()
+            ledger.set_items_total(run_id, len(items))
+            self.progress.started(run_id, len(items))
+            for position, item in enumerate(items, start=1):
+                if time.monotonic() >= self.deadline:
+                    status, error = "timed_out", self._run_timeout_message(position, len(items))
+                    break
+                self._process_item(position, item)
+        except KeyboardInterrupt:
+            status, error = "interrupted", "interrupted by the operator (Ctrl-C or SIGTERM)"
+        except Deadline:
+            status, error = (
+                "timed_out",
+                f"run exceeded timeouts.run_seconds ({definition.timeouts.run_seconds:g} s)",
+            )
+        except RoboError as exc:
+            status, error = "failed", exc.message
+        except Exception as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self.session.close()
+            ledger.finish_run(run_id, status, error)
+            self.log.info("run.finished", status=status, error=error, **self.counts)
+        return RunResult(
+            run_id=run_id,
+            status=status,
+            items_total=sum(self.counts.values()),
+            succeeded=self.counts["success"],
+            business_exceptions=self.counts["business_exception"],
+            application_exceptions=self.counts["application_exception"],
+            minutes_saved=self.minutes,
+            error=self.env.redactor.redact(error),
+        )
+
+    def _run_timeout_message(self, position: int, total: int) -> str:
+        left = total - position + 1
+        return (
+            f"run exceeded timeouts.run_seconds ({self.definition.timeouts.run_seconds:g} s); "
+            f"{left} item(s) not processed"
+        )
+
+    def _remaining(self, limit: float) -> float:
+        return max(0.1, min(limit, self.deadline - time.monotonic()))
+
+    def _context(self, item: Item | None = None, reference: str = "") -> BotContext:
+        page = self.page
+        return BotContext(
+            page=page,
+            params=self.params,
+            log=self.log.bind(item=reference) if reference else self.log,
+            downloads=self.downloads,
+            input_dir=(self.input_path.parent if self.input_path else self.folder),
+            item=dict(item or {}),
+            reference=reference,
+            _secret=self.env.secret,
+            _allowed_secrets=frozenset(self.definition.secrets),
+        )
+
+    def _open_context(self, restart: bool = False) -> None:
+        """A fresh context, then the bot's setup (log in), retried per policy."""
+        policy = self.definition.retry
+        last: BaseException | None = None
+        for attempt in range(1, max(policy.max_attempts, SETUP_ATTEMPTS_FLOOR) + 1):
+            if restart or attempt > 1 or not self.session.alive:
+                self.session.restart(self.downloads)
+            else:
+                self.session.new_context(self.downloads)
+            self.page = self.session.new_page()
+            try:
+                with self.watchdog.limit(self._remaining(self.definition.timeouts.item_seconds)):
+                    self._setup(self._context())
+                return
+            except (SecretError, ConfigurationError):
+                raise
+            except BusinessException as exc:
+                raise RoboError(f"setup failed: {exc.message}") from exc
+            except (Exception, Deadline) as exc:
+                last = exc
+                self.log.warning("setup.failed", attempt=attempt, error=str(exc).splitlines()[0])
+                time.sleep(policy.backoff_seconds)
+        raise ApplicationException(f"setup failed after {policy.max_attempts} attempt(s): {last}")
+
+    def _setup(self, ctx: BotContext) -> None:
+        if self.definition.bot.setup:
+            run_steps(list(self.definition.bot.setup), ctx, self.run_dir)
+        elif self.setup_fn is not None:
+            self.setup_fn(ctx)
+
+    def _produce_items(self) -> list[Item]:
+        ctx = self._context()
+        with self.watchdog.limit(self._remaining(self.definition.timeouts.run_seconds)):
+            if self.items_fn is not None:
+                produced: Iterable[Item] = self.items_fn(ctx)
+            else:
+                assert self.definition.bot.scrape is not None
+                produced = scrape_table(self.definition.bot.scrape, ctx)
+            items = [dict(item) for item in produced]
+        check_references(
+            items, self.definition.items.reference, f"items produced by {self.definition.id}"
+        )
+        self.log.info("items.produced", count=len(items))
+        return items
+
+    def _process_item(self, position: int, item: Item) -> None:
+        reference = reference_of(item, self.definition.items.reference)
+        policy = self.definition.retry
+        started = utcnow()
+        evidence_paths: list[str] = []
+        status = "success"
+        error_type: str | None = None
+        error: str | None = None
+        output: dict[str, Any] = {}
+        attempt = 0
+        log = self.log.bind(item=reference)
+        while True:
+            attempt += 1
+            if not self.session.alive:
+                self._open_context(restart=True)
+            ctx = self._context(item, reference)
+            tracing = self.definition.evidence.trace_on_failure and evidence.start_trace(
+                self.session.context,
+                reference,  # type: ignore[arg-type]
+            )
+            try:
+                with self.watchdog.limit(self._remaining(self.definition.timeouts.item_seconds)):
+                    self._call_bot(ctx)
+                if tracing:
+                    evidence.discard_trace(self.session.context)  # type: ignore[arg-type]
+                status, error_type, error, output = "success", None, None, ctx.output
+                break
+            except BusinessException as exc:
+                status, error_type, error = "business_exception", type(exc).__name__, exc.message
+            except (SecretError, ConfigurationError):
+                raise
+            except (Exception, Deadline) as exc:
+                status, error_type, error = "application_exception", *self._classify(exc)
+            output = ctx.output
+            evidence_paths += self._keep_evidence(ctx, reference, attempt, tracing)
+            retry = (
+                status == "application_exception"
+                and error_type != BrowserCrashed.__name__
+                and attempt < policy.max_attempts
+                and time.monotonic() + policy.backoff_seconds < self.deadline
+            )
+            log.warning("item.failed", attempt=attempt, status=status, error=error, retry=retry)
+            if (
+                error_type in (BrowserCrashed.__name__, ItemTimeout.__name__)
+                or not self.session.alive
+            ):
+                self._open_context(restart=True)
+            if not retry:
+                break
+            time.sleep(policy.backoff_seconds)
+            self.page = self.session.new_page()  # a fresh page for the next attempt
+        outcome = ItemOutcome(
+            position=position,
+            reference=reference,
+            status=status,  # type: ignore[arg-type]
+            attempts=attempt,
+            started_at=started,
+            finished_at=utcnow(),
+            error_type=error_type,
+            error=error,
+            evidence=evidence_paths,
+            data=item,
+            output=output,
+        )
+        saved = self.env.ledger.record_item(self.run_id, outcome)
+        self.counts[status] += 1
+        self.minutes += saved
+        log.info("item.done", status=status, attempts=attempt, minutes_saved=saved)
+        self.progress.item_done(outcome, saved)
+
+    def _call_bot(self, ctx: BotContext) -> None:
+        if self.process_fn is not None:
+            self.process_fn(ctx)
+        else:
+            run_steps(list(self.definition.bot.steps or []), ctx, self.run_dir)
+
+    def _classify(self, exc: BaseException) -> tuple[str, str]:
+        if self.watchdog.expired:
+            limit = min(self.definition.timeouts.item_seconds, self.definition.timeouts.run_seconds)
+            return ItemTimeout.__name__, f"item exceeded its time limit ({limit:g} s)"
+        if not self.session.alive:
+            return (
+                BrowserCrashed.__name__,
+                f"the browser stopped during the item: {_first_line(exc)}",
+            )
+        if isinstance(exc, ApplicationException):
+            return type(exc).__name__, exc.message
+        return type(exc).__name__, _first_line(exc)
+
+    def _keep_evidence(
+        self, ctx: BotContext, reference: str, attempt: int, tracing: bool
+    ) -> list[str]:
+        kept: list[str] = []
+        if not self.session.alive:
+            return kept
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        stem = self.run_dir / f"{_safe_name(reference)}-attempt{attempt}"
+        if self.definition.evidence.screenshot_on_failure:
+            secrets = self.env.redactor.forms()
+            shot = evidence.screenshot(
+                ctx.page, stem.with_suffix(".png"), self.env.redactor, secrets
+            )
+            if shot:
+                kept.append(str(shot))
+        if tracing and self.session.context is not None:
+            trace = evidence.save_trace(
+                self.session.context, stem.with_suffix(".trace.zip"), self.env.redactor
+            )
+            if trace:
+                kept.append(str(trace))
+        return kept
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _safe_name(reference: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in reference)[:80] or "item"
+
+
+def run_process(
+    env: RunEnvironment,
+    version: ProcessVersion,
+    request: RunRequest,
+    progress: Progress | None = None,
+) -> RunResult:
+    if not version.enabled:
+        raise RegistryError(
+            f"{version.definition.id} is disabled; `robo enable {version.definition.id}` first"
+        )
+    return ProcessRun(env, version, request, progress).execute()
