@@ -214,6 +214,11 @@ class Ledger:
             counts = self._counts(session, [r.id for r in runs])
             return [self._summary(r, counts.get(r.id, {})) for r in runs]
 
+    def summary(self, run_id: int) -> RunSummary:
+        with self.db.session() as session:
+            run = self._run(session, run_id)
+            return self._summary(run, self._counts(session, [run_id]).get(run_id, {}))
+
     def run_detail(self, run_id: int) -> RunDetail:
         with self.db.session() as session:
             run = self._run(session, run_id)

@@ -14,10 +14,27 @@ from robo.cli.render import hours, note, table
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--password", envvar="ROBO_SECRET_PORTAL_PASSWORD", default="demo-password", show_default=True,
-              help="Login password (default from ROBO_SECRET_PORTAL_PASSWORD).")
-@click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(0, 60000), help="Delay added to every response.")
-@click.option("--failure-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="Share of form submissions answered with a 503.")
+@click.option(
+    "--password",
+    envvar="ROBO_SECRET_PORTAL_PASSWORD",
+    default="demo-password",
+    show_default=True,
+    help="Login password (default from ROBO_SECRET_PORTAL_PASSWORD).",
+)
+@click.option(
+    "--latency-ms",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 60000),
+    help="Delay added to every response.",
+)
+@click.option(
+    "--failure-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of form submissions answered with a 503.",
+)
 def portal(host: str, port: int, password: str, latency_ms: int, failure_rate: float) -> None:
     """Serve the sample portal that the sample processes automate.
 
@@ -32,12 +49,22 @@ def portal(host: str, port: int, password: str, latency_ms: int, failure_rate: f
     from robo.demo.portal import PortalConfig, serve_forever
 
     note(f"sample portal on http://{host}:{port} (user 'agent'); Ctrl-C to stop")
-    serve_forever(PortalConfig(password=password, latency_ms=latency_ms, failure_rate=failure_rate), host, port)
+    serve_forever(
+        PortalConfig(password=password, latency_ms=latency_ms, failure_rate=failure_rate),
+        host,
+        port,
+    )
 
 
 @click.command()
-@click.option("--processes", "processes_dir", default="processes", show_default=True,
-              type=click.Path(path_type=Path), help="Folder of sample process folders.")
+@click.option(
+    "--processes",
+    "processes_dir",
+    default="processes",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder of sample process folders.",
+)
 @click.pass_obj
 def demo(obj: Any, processes_dir: Path) -> None:
     """Start the sample portal, deploy the sample processes, run them all and

@@ -67,7 +67,9 @@ def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-@click.group(cls=RoboGroup, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=RoboGroup, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option("--home", type=click.Path(path_type=Path), help="Data folder (ROBO_HOME).")
 @click.option("--database-url", help="SQLAlchemy URL (ROBO_DATABASE_URL).")
 @click.option("--region", help="Region recorded on runs (ROBO_REGION).")
@@ -78,7 +80,13 @@ def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
 )
 @click.version_option(package_name="robo")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, database_url: str | None, region: str | None, log_level: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    home: Path | None,
+    database_url: str | None,
+    region: str | None,
+    log_level: str | None,
+) -> None:
     """robo: register, run and measure software robots (RPA) for public administrations.
 
     Process definitions live in folders (process.yaml + bot code); `robo deploy`
@@ -86,7 +94,9 @@ def cli(ctx: click.Context, home: Path | None, database_url: str | None, region:
     each work item; every item lands in the ledger with the minutes it saved.
     """
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    state = Context({"home": home, "database_url": database_url, "region": region, "log_level": log_level})
+    state = Context(
+        {"home": home, "database_url": database_url, "region": region, "log_level": log_level}
+    )
     ctx.obj = state
     ctx.call_on_close(state.close)
 

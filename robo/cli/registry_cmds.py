@@ -45,11 +45,15 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> None:
         ]})  # fmt: skip
         return
     for process in loaded:
-        click.echo(f"ok  {process.definition.id} {process.definition.version}  ({process.source_dir})")
+        click.echo(
+            f"ok  {process.definition.id} {process.definition.version}  ({process.source_dir})"
+        )
 
 
 @click.command()
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
+)
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of process.yaml, for editors.
 
@@ -92,7 +96,9 @@ def deploy(obj: Any, paths: tuple[Path, ...], as_json: bool) -> None:
         print_json(results)
         return
     for result in results:
-        click.echo(f"{result.outcome:<12} {result.process_id} {result.version}  ({result.content_hash[:12]})")
+        click.echo(
+            f"{result.outcome:<12} {result.process_id} {result.version}  ({result.content_hash[:12]})"
+        )
 
 
 @click.command()
@@ -136,8 +142,12 @@ def show(obj: Any, process_id: str, version: str | None, as_json: bool) -> None:
     click.echo(f"{d.id} {d.version}  {d.name}  [{'enabled' if found.enabled else 'disabled'}]")
     click.echo(f"  owner:        {d.owner.region} / {d.owner.team} <{d.owner.contact}>")
     click.echo(f"  applications: {', '.join(d.applications)}")
-    click.echo(f"  bot:          {d.bot.entrypoint or f'{len(d.bot.steps or [])} declarative steps'}")
-    click.echo(f"  items:        {d.items.source}{' ' + d.items.path if d.items.path else ''} (reference: {d.items.reference})")
+    click.echo(
+        f"  bot:          {d.bot.entrypoint or f'{len(d.bot.steps or [])} declarative steps'}"
+    )
+    click.echo(
+        f"  items:        {d.items.source}{' ' + d.items.path if d.items.path else ''} (reference: {d.items.reference})"
+    )
     click.echo(
         f"  baseline:     {b.manual_minutes_per_item:g} min by hand, {b.residual_minutes_per_item:g} min left "
         f"per item -> {b.minutes_saved_per_item:g} min saved (measured by {b.measured_by}, {b.measured_on})"

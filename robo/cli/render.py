@@ -25,7 +25,13 @@ def print_json(obj: Any) -> None:
     click.echo(json.dumps(to_plain(obj), indent=2, ensure_ascii=False, default=str))
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Sequence[str] = ()) -> None:
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    right: Sequence[str] = (),
+) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -19,14 +19,22 @@ class ProgressBar:
 
     def __init__(self, process_id: str, enabled: bool) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.process_id = process_id
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("ok {task.fields[ok]} · business {task.fields[business]} · app {task.fields[app]}"),
+            TextColumn(
+                "ok {task.fields[ok]} · business {task.fields[business]} · app {task.fields[app]}"
+            ),
             TimeElapsedColumn(),
             console=Console(stderr=True),
             disable=not enabled,
@@ -35,10 +43,14 @@ class ProgressBar:
 
     def started(self, run_id: int, total: int | None) -> None:
         self.bar.start()
-        self.task = self.bar.add_task(f"run {run_id} {self.process_id}", total=total, ok=0, business=0, app=0)
+        self.task = self.bar.add_task(
+            f"run {run_id} {self.process_id}", total=total, ok=0, business=0, app=0
+        )
 
     def item_done(self, outcome: Any, minutes_saved: float) -> None:
-        field = {"success": "ok", "business_exception": "business", "application_exception": "app"}[outcome.status]
+        field = {"success": "ok", "business_exception": "business", "application_exception": "app"}[
+            outcome.status
+        ]
         current = self.bar.tasks[0].fields[field]
         self.bar.update(self.task, advance=1, **{field: current + 1})
 
@@ -58,13 +70,36 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
 
 @click.command()
 @click.argument("process_id")
-@click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False), help="Work items file (CSV, XLSX or JSON, per the definition).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a parameter for this run; repeatable.")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Work items file (CSV, XLSX or JSON, per the definition).",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a parameter for this run; repeatable.",
+)
 @click.option("--headed", is_flag=True, help="Show the browser window (needs a display).")
-@click.option("--no-progress", is_flag=True, help="No progress bar (it is off anyway when stderr is not a terminal).")
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No progress bar (it is off anyway when stderr is not a terminal).",
+)
 @json_option
 @click.pass_obj
-def run(obj: Any, process_id: str, input_path: Path | None, params: tuple[str, ...], headed: bool, no_progress: bool, as_json: bool) -> None:
+def run(
+    obj: Any,
+    process_id: str,
+    input_path: Path | None,
+    params: tuple[str, ...],
+    headed: bool,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
     """Run the active version of a process now, item by item, in Chromium.
 
     Each item ends as success, business exception (bad data, not retried) or
@@ -81,9 +116,13 @@ def run(obj: Any, process_id: str, input_path: Path | None, params: tuple[str, .
     from robo.runner.run import RunRequest, run_process
 
     robo = obj.robo
-    request = RunRequest(process_id=process_id, input_path=input_path, params=_params(params), headed=headed)
+    request = RunRequest(
+        process_id=process_id, input_path=input_path, params=_params(params), headed=headed
+    )
     version = robo.registry.active(process_id)
-    progress = ProgressBar(process_id, enabled=not no_progress and not as_json and sys.stderr.isatty())
+    progress = ProgressBar(
+        process_id, enabled=not no_progress and not as_json and sys.stderr.isatty()
+    )
     try:
         result = run_process(robo.run_environment(), version, request, progress)
     finally:
@@ -107,7 +146,10 @@ def run(obj: Any, process_id: str, input_path: Path | None, params: tuple[str, .
 
 @click.command()
 @click.option("--process", "process_id", help="Only this process.")
-@click.option("--status", type=click.Choice(["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]))
+@click.option(
+    "--status",
+    type=click.Choice(["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]),
+)
 @click.option("--limit", default=30, show_default=True, type=click.IntRange(1, 100000))
 @json_option
 @click.pass_obj
@@ -138,9 +180,13 @@ def run_show(obj: Any, run_id: int, as_json: bool) -> None:
         print_json(detail)
         return
     r, b = detail.run, detail.baseline
-    click.echo(f"run {r.id} · {r.process_id} {r.version} · {r.region} · {r.status} · trigger {r.trigger}")
+    click.echo(
+        f"run {r.id} · {r.process_id} {r.version} · {r.region} · {r.status} · trigger {r.trigger}"
+    )
     click.echo(f"  started {r.started_at} UTC, finished {r.finished_at or '-'} on {detail.host}")
-    click.echo(f"  input {detail.input_name} · {r.items_total if r.items_total is not None else '?'} item(s)")
+    click.echo(
+        f"  input {detail.input_name} · {r.items_total if r.items_total is not None else '?'} item(s)"
+    )
     click.echo(
         f"  baseline: {b['manual_minutes_per_item']:g} min by hand - {b['residual_minutes_per_item']:g} min left "
         f"per item (+{b['manual_minutes_per_run']:g} min per run), measured by {b['measured_by']} on {b['measured_on']}"
@@ -170,7 +216,9 @@ def _date(value: str | None, option: str) -> dt.datetime | None:
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)", param_hint=option) from None
+        raise click.BadParameter(
+            f"'{value}' is not a date (YYYY-MM-DD)", param_hint=option
+        ) from None
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 

@@ -21,7 +21,9 @@ def secret() -> None:
 
 @secret.command("set")
 @click.argument("name")
-@click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from standard input (for scripts).")
+@click.option(
+    "--stdin", "from_stdin", is_flag=True, help="Read the value from standard input (for scripts)."
+)
 @click.pass_obj
 def set_secret(obj: Any, name: str, from_stdin: bool) -> None:
     """Store a secret; the value is prompted for and never echoed.
@@ -51,7 +53,11 @@ def list_secrets(obj: Any, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    table(None, ["name", "source", "updated (UTC)"], [(r["name"], r["source"], r["updated_at"]) for r in rows])
+    table(
+        None,
+        ["name", "source", "updated (UTC)"],
+        [(r["name"], r["source"], r["updated_at"]) for r in rows],
+    )
 
 
 @secret.command("delete")

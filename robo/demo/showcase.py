@@ -52,7 +52,9 @@ def run_demo(
         results = []
         for process in loaded:
             pid = process.definition.id
-            params = {"portal_url": portal.url} if "portal_url" in process.definition.parameters else {}
+            params = (
+                {"portal_url": portal.url} if "portal_url" in process.definition.parameters else {}
+            )
             version = robo.registry.active(pid)
             request = RunRequest(process_id=pid, params=params, trigger="demo")
             results.append(run_process(robo.run_environment(), version, request, progress(pid)))

@@ -54,9 +54,9 @@ def hours_by_process(
         .group_by(RunRow.process_id)
     )
     runs_q = window(
-        select(RunRow.process_id, func.count(RunRow.id), func.sum(RunRow.run_minutes_saved)).group_by(
-            RunRow.process_id
-        )
+        select(
+            RunRow.process_id, func.count(RunRow.id), func.sum(RunRow.run_minutes_saved)
+        ).group_by(RunRow.process_id)
     )
     with db.session() as session:
         per_items = {row[0]: row[1:] for row in session.execute(items_q)}
@@ -64,7 +64,9 @@ def hours_by_process(
     result = []
     for process_id in sorted(per_runs):
         runs, run_minutes = per_runs[process_id]
-        items, ok, business, application, item_minutes = per_items.get(process_id, (0, 0, 0, 0, 0.0))
+        items, ok, business, application, item_minutes = per_items.get(
+            process_id, (0, 0, 0, 0, 0.0)
+        )
         result.append(
             ProcessHours(
                 process_id=process_id,

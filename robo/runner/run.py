@@ -155,7 +155,6 @@ class ProcessRun:
             read_items(self.definition.items, self.input_path) if self.input_path else None
         )
         self.counts = {"success": 0, "business_exception": 0, "application_exception": 0}
-        self.minutes = 0.0
 
     # --- preparation -----------------------------------------------------------------
 
@@ -242,15 +241,18 @@ class ProcessRun:
             self.session.close()
             ledger.finish_run(run_id, status, error)
             self.log.info("run.finished", status=status, error=error, **self.counts)
+        summary = ledger.summary(run_id)  # figures come from the ledger rows, nowhere else
         return RunResult(
             run_id=run_id,
             status=status,
-            items_total=sum(self.counts.values()),
-            succeeded=self.counts["success"],
-            business_exceptions=self.counts["business_exception"],
-            application_exceptions=self.counts["application_exception"],
-            minutes_saved=self.minutes,
-            error=self.env.redactor.redact(error),
+            items_total=summary.succeeded
+            + summary.business_exceptions
+            + summary.application_exceptions,
+            succeeded=summary.succeeded,
+            business_exceptions=summary.business_exceptions,
+            application_exceptions=summary.application_exceptions,
+            minutes_saved=summary.minutes_saved,
+            error=summary.error,
         )
 
     def _run_timeout_message(self, position: int, total: int) -> str:
@@ -388,7 +390,6 @@ class ProcessRun:
         )
         saved = self.env.ledger.record_item(self.run_id, outcome)
         self.counts[status] += 1
-        self.minutes += saved
         log.info("item.done", status=status, attempts=attempt, minutes_saved=saved)
         self.progress.item_done(outcome, saved)
 
