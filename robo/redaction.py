@@ -6,12 +6,11 @@ import base64
 import html
 import json
 import threading
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "[secret]"
 MIN_LENGTH = 4  # shorter values would mask ordinary words; secrets are never that short
-T = TypeVar("T")
 
 
 class Redactor:
@@ -44,17 +43,18 @@ class Redactor:
             }
         return sorted(forms, key=len, reverse=True)
 
-    def redact(self, obj: T) -> T:
+    def redact(self, obj: Any) -> Any:
+        """``obj`` (text, or dicts and lists of it) with every secret form masked."""
         if not self._values or obj is None:
             return obj
         if isinstance(obj, str):
             for form in self.forms():
-                obj = obj.replace(form, MASK)  # type: ignore[assignment]
+                obj = obj.replace(form, MASK)
             return obj
         if isinstance(obj, dict):
-            return {k: self.redact(v) for k, v in obj.items()}  # type: ignore[return-value]
+            return {k: self.redact(v) for k, v in obj.items()}
         if isinstance(obj, list | tuple):
-            return type(obj)(self.redact(v) for v in obj)  # type: ignore[return-value]
+            return type(obj)(self.redact(v) for v in obj)
         return obj
 
     def redact_bytes(self, data: bytes) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import case, func, select
 
@@ -31,14 +32,14 @@ def hours_by_process(
 ) -> list[ProcessHours]:
     """One row per process that ran in [since, until), by run start time."""
 
-    def window(query):  # type: ignore[no-untyped-def]
+    def window(query: Any) -> Any:
         if since is not None:
             query = query.where(RunRow.started_at >= since)
         if until is not None:
             query = query.where(RunRow.started_at < until)
         return query
 
-    def count(status: str):  # type: ignore[no-untyped-def]
+    def count(status: str) -> Any:
         return func.sum(case((ItemRow.status == status, 1), else_=0))
 
     items_q = window(

@@ -340,15 +340,17 @@ class ProcessRun:
             if not self.session.alive:
                 self._open_context(restart=True)
             ctx = self._context(item, reference)
-            tracing = self.definition.evidence.trace_on_failure and evidence.start_trace(
-                self.session.context,
-                reference,  # type: ignore[arg-type]
+            context = self.session.context
+            tracing = bool(
+                self.definition.evidence.trace_on_failure
+                and context is not None
+                and evidence.start_trace(context, reference)
             )
             try:
                 with self.watchdog.limit(self._remaining(self.definition.timeouts.item_seconds)):
                     self._call_bot(ctx)
-                if tracing:
-                    evidence.discard_trace(self.session.context)  # type: ignore[arg-type]
+                if tracing and context is not None:
+                    evidence.discard_trace(context)
                 status, error_type, error, output = "success", None, None, ctx.output
                 break
             except BusinessException as exc:

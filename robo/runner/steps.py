@@ -99,22 +99,24 @@ def _run_step(step: Model, ctx: BotContext, screenshots: Path) -> None:
             raise BusinessException(f"file to upload does not exist: {path.name}")
         page.set_input_files(render(step.upload.selector, ctx), str(path))
     elif isinstance(step, DownloadStep):
-        args = step.download
+        download = step.download
         with page.expect_download() as info:
-            page.click(render(args.click, ctx))
-        target = ctx.downloads / Path(render(args.save_as, ctx)).name
+            page.click(render(download.click, ctx))
+        target = ctx.downloads / Path(render(download.save_as, ctx)).name
         info.value.save_as(target)
-        if args.into:
-            ctx.output[args.into] = str(target)
+        if download.into:
+            ctx.output[download.into] = str(target)
     elif isinstance(step, WaitForStep):
         page.wait_for_selector(render(step.wait_for.selector, ctx), state=step.wait_for.state)
     elif isinstance(step, ExpectTextStep):
         _expect_text(page, step, ctx)
     elif isinstance(step, ExtractStep):
-        args = step.extract
-        locator = page.locator(render(args.selector, ctx)).first
-        value = locator.get_attribute(args.attribute) if args.attribute else locator.inner_text()
-        ctx.output[args.into] = (value or "").strip()
+        extract = step.extract
+        locator = page.locator(render(extract.selector, ctx)).first
+        extracted: str | None = (
+            locator.get_attribute(extract.attribute) if extract.attribute else locator.inner_text()
+        )
+        ctx.output[extract.into] = (extracted or "").strip()
     elif isinstance(step, FailIfStep):
         locator = page.locator(render(step.fail_if.selector, ctx))
         if locator.count() and locator.first.is_visible():
