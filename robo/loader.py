@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from robo.definition import ProcessDefinition
+from robo.definition import STEP_KINDS, ProcessDefinition
 from robo.errors import DefinitionError, Problem
 
 DEFINITION_FILE = "process.yaml"
@@ -177,11 +177,14 @@ def parse_yaml(text: str, file: str) -> tuple[Any, _Positions]:
 
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
-    for part in loc:
+    for index, part in enumerate(loc):
+        next_part = loc[index + 1] if index + 1 < len(loc) else None
         if isinstance(part, int):
             parts.append(f"[{part}]")
         elif part in ("function-after", "function-before") or str(part)[:1].isupper():
             continue  # pydantic's internal union/validator tags
+        elif part in STEP_KINDS and next_part == part:
+            continue  # a step's union tag, followed by the step's own key
         else:
             parts.append(("." if parts else "") + str(part))
     return "".join(parts)
@@ -234,7 +237,11 @@ def _read_file(
 
 
 def _check_python(
-    definition: ProcessDefinition, files: dict[str, bytes], file: str, positions: _Positions
+    definition: ProcessDefinition,
+    files: dict[str, bytes],
+    file: str,
+    positions: _Positions,
+    folder: Path,
 ) -> list[Problem]:
     """Syntax and entry-point checks without running the bot's code."""
     problems = []
@@ -252,7 +259,7 @@ def _check_python(
         except SyntaxError as exc:
             problems.append(
                 Problem(
-                    name,
+                    str(folder / name),
                     exc.lineno,
                     "",
                     f"Python syntax error: {exc.msg}",
@@ -324,7 +331,7 @@ def load_process(path: Path | str) -> LoadedProcess:
             problems.append(content)
         else:
             files[name] = content
-    problems += _check_python(definition, files, file, positions)
+    problems += _check_python(definition, files, file, positions, folder)
     if problems:
         raise DefinitionError(problems)
     return LoadedProcess(definition, folder, text, files)

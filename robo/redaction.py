@@ -36,6 +36,8 @@ class Redactor:
             forms |= {
                 value,
                 quote(value, safe=""),
+                quote(value),
+                json.dumps(value, ensure_ascii=False)[1:-1],
                 quote_plus(value),
                 json.dumps(value)[1:-1],
                 html.escape(value),

@@ -93,19 +93,23 @@ class SecretStore:
             return row is not None
 
     def names(self) -> list[dict[str, str]]:
-        """Names and where each comes from; never values."""
+        """Names and where each value comes from (the environment wins); never values."""
         with self.db.session() as session:
-            stored = {r.name: r.updated_at.isoformat(timespec="seconds")
-                      for r in session.scalars(select(SecretRow))}  # fmt: skip
+            stored = {
+                r.name: r.updated_at.isoformat(timespec="seconds")
+                for r in session.scalars(select(SecretRow))
+            }
         from_env = {
             k.removeprefix(ENV_PREFIX).lower() for k in self._env if k.startswith(ENV_PREFIX)
         }
-        result = [
-            {"name": n, "source": "store", "updated_at": at} for n, at in sorted(stored.items())
+        return [
+            {
+                "name": name,
+                "source": "environment" if name in from_env else "store",
+                "updated_at": stored.get(name, ""),
+            }
+            for name in sorted(set(stored) | from_env)
         ]
-        result += [{"name": n, "source": "environment", "updated_at": ""}
-                   for n in sorted(from_env - set(stored))]  # fmt: skip
-        return result
 
     def get(self, name: str) -> str:
         """The value of ``name``; registered with the redactor before it is returned."""

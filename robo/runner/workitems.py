@@ -28,11 +28,10 @@ def _json_value(value: Any) -> Any:
 
 def _read_csv(path: Path) -> list[Item]:
     text = path.read_text(encoding="utf-8-sig")
-    try:
-        dialect: Any = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return [dict(row) for row in csv.DictReader(io.StringIO(text), dialect=dialect)]
+    # French spreadsheets export ';' and headers may hold commas: the most frequent wins.
+    header = text.split("\n", 1)[0]
+    delimiter = max([",", ";", "\t"], key=header.count)
+    return [dict(row) for row in csv.DictReader(io.StringIO(text), delimiter=delimiter)]
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> list[Item]:

@@ -332,7 +332,7 @@ def test_a_browser_killed_mid_run_ends_that_item_restarts_and_leaves_no_chromium
     assert browsers, "no Chromium under the robo process"
     for browser in browsers:
         browser.kill()
-    stdout, stderr = proc.communicate(timeout=120)
+    _stdout, stderr = proc.communicate(timeout=120)
 
     assert proc.returncode == 0, stderr
     assert not [p for p in browsers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

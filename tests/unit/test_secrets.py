@@ -6,7 +6,7 @@ import base64
 import html
 import json
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -147,10 +147,10 @@ def test_names_never_include_values(db: Database, key: bytes) -> None:
     store = SecretStore(db, key, env={"ROBO_SECRET_API_TOKEN": "env-token-value", "HOME": "/x"})
     names = store.names()
     assert [(n["name"], n["source"]) for n in names] == [
-        ("portal_password", "store"),
         ("api_token", "environment"),
+        ("portal_password", "store"),
     ]
-    assert names[0]["updated_at"]
+    assert names[1]["updated_at"]
     assert VALUE not in repr(names)
     assert "env-token-value" not in repr(names)
 
@@ -190,9 +190,7 @@ def test_an_empty_value_is_refused(store: SecretStore) -> None:
 
 
 @pytest.fixture
-def robo_cli(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[CliRunner, list[str], Path]:
+def robo_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CliRunner, list[str], Path]:
     """A CliRunner and the global options of an isolated installation."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ROBO_CONFIG", str(tmp_path / "absent.toml"))
@@ -287,7 +285,9 @@ def test_redactor_masks_the_raw_value(redactor: Redactor) -> None:
 
 
 @pytest.mark.parametrize("encode", [quote, quote_plus], ids=["quote", "quote_plus"])
-def test_redactor_masks_the_url_encoded_value(redactor: Redactor, encode) -> None:  # type: ignore[no-untyped-def]
+def test_redactor_masks_the_url_encoded_value(
+    redactor: Redactor, encode: Callable[..., str]
+) -> None:
     encoded = encode('p@ss w/"rd"&key', safe="")
     assert encoded != 'p@ss w/"rd"&key'
     assert redactor.redact(f"GET /login?pw={encoded}&x=1") == f"GET /login?pw={MASK}&x=1"
