@@ -255,7 +255,7 @@ def test_a_disabled_process_does_not_run(robo: Robo, make_process: Any) -> None:
 def test_an_unknown_parameter_is_refused(robo: Robo, make_process: Any) -> None:
     robo.registry.deploy(load_process(make_process(definition())))
 
-    with pytest.raises(InputError, match="unknown parameter.*portal_ulr.*known: portal_url"):
+    with pytest.raises(InputError, match=r"unknown parameter.*portal_ulr.*known: portal_url"):
         run_process(
             robo.run_environment(),
             robo.registry.active("sample-process"),
