@@ -146,7 +146,7 @@ class CheckArgs(Model):
 
 class UploadArgs(Model):
     selector: str
-    path: str = Field(description="File to upload; relative paths are from the input file.")
+    path: str = Field(description="File to upload; a relative path starts from the input file's folder.")
 
 
 class DownloadArgs(Model):

@@ -245,6 +245,7 @@ def _check_python(
 ) -> list[Problem]:
     """Syntax and entry-point checks without running the bot's code."""
     problems = []
+    trees: dict[str, ast.Module | None] = {}  # each module parsed, and reported, once
     for key in ("entrypoint", "items"):
         ref = getattr(definition.bot, key)
         if not ref:
@@ -253,26 +254,29 @@ def _check_python(
         name = module.replace(".", "/") + ".py"
         if name not in files:
             continue  # already reported as missing
-        line = positions.line_of(("bot", key))
-        try:
-            tree = ast.parse(files[name], filename=name)
-        except SyntaxError as exc:
-            problems.append(
-                Problem(
-                    str(folder / name),
-                    exc.lineno,
-                    "",
-                    f"Python syntax error: {exc.msg}",
-                    f"fix the bot module named by bot.{key}",
+        if name not in trees:
+            try:
+                trees[name] = ast.parse(files[name], filename=name)
+            except SyntaxError as exc:
+                trees[name] = None
+                problems.append(
+                    Problem(
+                        str(folder / name),
+                        exc.lineno,
+                        "",
+                        f"Python syntax error: {exc.msg}",
+                        f"fix the bot module named by bot.{key}",
+                    )
                 )
-            )
+        tree = trees[name]
+        if tree is None:
             continue
         defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
         if function not in defined:
             problems.append(
                 Problem(
                     file,
-                    line,
+                    positions.line_of(("bot", key)),
                     f"bot.{key}",
                     f"{name} defines no top-level function '{function}'",
                     f"functions found: {', '.join(sorted(defined)) or 'none'}",
@@ -320,13 +324,15 @@ def load_process(path: Path | str) -> LoadedProcess:
 
     files: dict[str, bytes] = {}
     problems: list[Problem] = []
-    locations = {
-        name: ("items.path" if name == definition.items.path else "bot")
-        for name in definition.files
-    }
     for name in definition.files:
-        where = locations[name]
-        content = _read_file(folder, name, file, positions.line_of(where.split(".")), where)
+        if name == definition.items.path:
+            where: tuple[Any, ...] = ("items", "path")
+        elif name in definition.include:
+            where = ("include", definition.include.index(name))
+        else:
+            where = ("bot",)
+        field_name = _field_name(where)
+        content = _read_file(folder, name, file, positions.line_of(where), field_name)
         if isinstance(content, Problem):
             problems.append(content)
         else:

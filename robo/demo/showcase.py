@@ -47,7 +47,8 @@ def run_demo(
     robo.env["ROBO_SECRET_PORTAL_PASSWORD"] = password
     since = utcnow()
     with PortalServer(PortalConfig(password=password)) as portal:
-        announce(f"sample portal running at {portal.url}")
+        portal_url = portal.url
+        announce(f"sample portal running at {portal_url}")
         deployed = [robo.registry.deploy(process) for process in loaded]
         results = []
         for process in loaded:
@@ -58,4 +59,4 @@ def run_demo(
             version = robo.registry.active(pid)
             request = RunRequest(process_id=pid, params=params, trigger="demo")
             results.append(run_process(robo.run_environment(), version, request, progress(pid)))
-    return DemoResult(portal.url, deployed, results, hours_by_process(robo.db, since=since))
+    return DemoResult(portal_url, deployed, results, hours_by_process(robo.db, since=since))

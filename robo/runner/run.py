@@ -367,7 +367,9 @@ class ProcessRun:
                 and attempt < policy.max_attempts
                 and time.monotonic() + policy.backoff_seconds < self.deadline
             )
-            log.warning("item.failed", attempt=attempt, status=status, error=error, retry=retry)
+            # A business exception is an expected outcome; an application one needs a look.
+            report = log.info if status == "business_exception" else log.warning
+            report("item.failed", attempt=attempt, status=status, error=error, retry=retry)
             if (
                 error_type in (BrowserCrashed.__name__, ItemTimeout.__name__)
                 or not self.session.alive

@@ -42,6 +42,11 @@ class StepError(ApplicationException):
     """A declarative step could not be carried out."""
 
 
+class TemplateProblem(BusinessException):
+    """A step's value cannot be filled in from this item (a missing field, a typo):
+    retrying cannot help, so the item goes to a human with the reason."""
+
+
 def render(template: str, ctx: BotContext, **extra: Any) -> str:
     if "{" not in template:
         return template
@@ -50,7 +55,7 @@ def render(template: str, ctx: BotContext, **extra: Any) -> str:
             item=ctx.item, params=ctx.params, output=ctx.output, **extra
         )
     except TemplateError as exc:
-        raise StepError(f"cannot fill in '{template}': {exc}") from exc
+        raise TemplateProblem(f"cannot fill in '{template}': {exc}") from exc
 
 
 def run_steps(steps: list[Any], ctx: BotContext, screenshots: Path) -> None:

@@ -39,9 +39,10 @@ RPE_HOURS = (7 * 25 + 5) / 60
 class Install:
     home: Path
     url: str
+    env: tuple[tuple[str, str | None], ...] = ()
 
-    def __call__(self, *args: str, input: str | None = None, **env: str | None) -> Result:
-        return robo(self.home, self.url, *args, input=input, **env)
+    def __call__(self, *args: str, input: str | None = None) -> Result:
+        return robo(self.home, self.url, *args, input=input, **dict(self.env))
 
     def ok(self, *args: str, input: str | None = None) -> Result:
         result = self(*args, input=input)
@@ -526,7 +527,7 @@ def test_schema_is_json_and_can_be_written_to_a_file(shared: Install, tmp_path: 
 
 def test_a_secret_is_stored_listed_by_name_only_and_deleted(home: Path, sqlite_url: str) -> None:
     value = "Zq9-never-printed"
-    installation = Install(home, sqlite_url)
+    installation = Install(home, sqlite_url, env=(("ROBO_SECRET_PORTAL_PASSWORD", None),))
 
     stored = installation("secret", "set", "portal_password", "--stdin", input=value + "\n")
     assert stored.exit_code == 0, stored.output
@@ -535,20 +536,33 @@ def test_a_secret_is_stored_listed_by_name_only_and_deleted(home: Path, sqlite_u
 
     listed = installation.ok("secret", "list", "--json")
     rows = json.loads(listed.stdout)
-    assert {"name": "portal_password", "source": "store"}.items() <= rows[0].items()
-    assert [r["name"] for r in rows] == ["portal_password"]
+    assert [(r["name"], r["source"]) for r in rows] == [("portal_password", "store")]
+    assert rows[0]["updated_at"]
     assert value not in listed.output
     assert value not in installation.ok("secret", "list").output
     assert value.encode() not in (home.parent / "robo.db").read_bytes()
 
     deleted = installation.ok("secret", "delete", "portal_password")
     assert "deleted" in deleted.stdout
-    sources = {r["name"]: r["source"] for r in installation.json("secret", "list")}
-    assert sources == {"portal_password": "environment"}  # ROBO_SECRET_PORTAL_PASSWORD remains
+    assert installation.json("secret", "list") == []
 
     again = installation("secret", "delete", "portal_password")
     assert again.exit_code == 1
     assert "no stored secret 'portal_password'" in again.output
+
+
+def test_a_secret_in_the_environment_is_listed_as_coming_from_there(
+    home: Path, sqlite_url: str
+) -> None:
+    installation = Install(home, sqlite_url)  # ROBO_SECRET_PORTAL_PASSWORD is set
+    installation.ok("secret", "set", "portal_password", "--stdin", input="stored-value")
+
+    listed = installation.ok("secret", "list", "--json")
+
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["source"]) for r in rows] == [("portal_password", "environment")]
+    assert PORTAL_PASSWORD not in listed.output
+    assert "stored-value" not in listed.output
 
 
 def test_a_secret_name_is_checked(home: Path, sqlite_url: str) -> None:
