@@ -146,7 +146,9 @@ class CheckArgs(Model):
 
 class UploadArgs(Model):
     selector: str
-    path: str = Field(description="File to upload; a relative path starts from the input file's folder.")
+    path: str = Field(
+        description="File to upload; a relative path starts from the input file's folder."
+    )
 
 
 class DownloadArgs(Model):

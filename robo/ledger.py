@@ -113,6 +113,12 @@ class Ledger:
         parameters: dict[str, Any],
         trigger: str = "manual",
         input_name: str = "",
+        application: str = "",
+        origin_region: str | None = None,
+        origin_version: str | None = None,
+        scheduled_for: dt.datetime | None = None,
+        resumes_run_id: int | None = None,
+        worker: str = "",
     ) -> int:
         now = utcnow()
         row = RunRow(
@@ -129,6 +135,12 @@ class Ledger:
             pid=os.getpid(),
             parameters=self.redactor.redact(parameters),
             input_name=input_name,
+            application=application,
+            origin_region=origin_region,
+            origin_version=origin_version,
+            scheduled_for=scheduled_for,
+            resumes_run_id=resumes_run_id,
+            worker=worker,
             manual_minutes_per_item=baseline.manual_minutes_per_item,
             residual_minutes_per_item=baseline.residual_minutes_per_item,
             manual_minutes_per_run=baseline.manual_minutes_per_run,

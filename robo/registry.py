@@ -75,6 +75,9 @@ class ProcessVersion:
     files: dict[str, bytes]
     content_hash: str
     enabled: bool = True
+    paused: bool = False
+    origin_region: str | None = None
+    origin_version: str | None = None
 
     def unpack(self, root: Path) -> Path:
         """Write the version's files under ``root/<hash>`` once; return that folder."""
@@ -233,12 +236,12 @@ class Registry:
             process = self._process(session, process_id)
             if process.active_version is None:
                 raise ProcessNotFound(f"process '{process_id}' has no active version")
-            return self._snapshot(process.active_version, process.enabled)
+            return self._snapshot(process.active_version, process)
 
     def get(self, process_id: str, version: str) -> ProcessVersion:
         with self.db.session() as session:
             process = self._process(session, process_id)
-            return self._snapshot(self._version(session, process_id, version), process.enabled)
+            return self._snapshot(self._version(session, process_id, version), process)
 
     def versions(self, process_id: str) -> list[VersionInfo]:
         with self.db.session() as session:
@@ -334,14 +337,17 @@ class Registry:
         return row
 
     @staticmethod
-    def _snapshot(row: VersionRow, enabled: bool) -> ProcessVersion:
+    def _snapshot(row: VersionRow, process: ProcessRow) -> ProcessVersion:
         return ProcessVersion(
             version_id=row.id,
             definition=ProcessDefinition.model_validate(row.definition),
             definition_text=row.definition_text,
             files={f.path: f.content for f in row.files},
             content_hash=row.content_hash,
-            enabled=enabled,
+            enabled=process.enabled,
+            paused=process.paused,
+            origin_region=row.origin_region,
+            origin_version=row.origin_version,
         )
 
 

@@ -8,6 +8,7 @@ item is not retried, since the application may already have taken it.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import sys
 import time
@@ -62,6 +63,9 @@ class RunRequest:
     params: dict[str, str] = field(default_factory=dict)
     headed: bool = False
     trigger: str = "manual"
+    scheduled_for: dt.datetime | None = None
+    resumes_run_id: int | None = None
+    worker: str = ""
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,12 @@ class ProcessRun:
             parameters=self.params,
             trigger=self.request.trigger,
             input_name=str(self.request.input_path or self.definition.items.path or "bot"),
+            application=definition.applications[0],
+            origin_region=self.version.origin_region,
+            origin_version=self.version.origin_version,
+            scheduled_for=self.request.scheduled_for,
+            resumes_run_id=self.request.resumes_run_id,
+            worker=self.request.worker,
         )
         self.run_id = run_id
         self.log = get_logger(

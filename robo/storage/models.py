@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql import false
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -53,6 +54,7 @@ class ProcessRow(Base):
         ForeignKey("process_versions.id", use_alter=True, name="fk_processes_active_version")
     )
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
 
@@ -116,9 +118,17 @@ class RunRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True)
     process_id: Mapped[str] = mapped_column(String(64))
-    version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"))
+    # Null for runs imported from another installation (national view).
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("process_versions.id"))
     version: Mapped[str] = mapped_column(String(64))
     region: Mapped[str] = mapped_column(String(64), index=True)
+    application: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    origin_region: Mapped[str | None] = mapped_column(String(64))
+    origin_version: Mapped[str | None] = mapped_column(String(64))
+    scheduled_for: Mapped[dt.datetime | None]
+    resumes_run_id: Mapped[int | None]
+    imported_from: Mapped[str | None] = mapped_column(String(64))
+    worker: Mapped[str] = mapped_column(String(255), default="", server_default="")
     trigger: Mapped[str] = mapped_column(String(32), default="manual")
     status: Mapped[str] = mapped_column(String(32), index=True)
     started_at: Mapped[dt.datetime] = mapped_column(index=True)
@@ -169,3 +179,85 @@ class SecretRow(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[dt.datetime]
+
+
+class ScheduleEventRow(Base):
+    """Every scheduling decision: a fire, or a skip with its reason."""
+
+    __tablename__ = "schedule_events"
+    __table_args__ = (
+        UniqueConstraint("process_id", "trigger_key", "scheduled_for", name="uq_schedule_fire"),
+        Index("ix_schedule_events_process_time", "process_id", "scheduled_for"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process_id: Mapped[str] = mapped_column(String(64))
+    trigger_key: Mapped[str] = mapped_column(String(128))
+    scheduled_for: Mapped[dt.datetime]
+    decided_at: Mapped[dt.datetime]
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    run_id: Mapped[int | None]
+    scheduler: Mapped[str] = mapped_column(String(255), default="")
+
+
+class SchedulerLockRow(Base):
+    """A lease: the one scheduler allowed to fire triggers on this database."""
+
+    __tablename__ = "scheduler_lock"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[dt.datetime]
+    renewed_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+
+
+class OverlayRow(Base):
+    """A region's adaptation of a process (parameters, schedule, baseline...)."""
+
+    __tablename__ = "overlays"
+
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]]
+    text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    source_path: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime]
+
+
+class TrustedKeyRow(Base):
+    """A region's public signing key, trusted for bundles and metrics."""
+
+    __tablename__ = "trusted_keys"
+
+    region: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[dt.datetime]
+
+
+class MetricImportRow(Base):
+    """A metrics file merged into this (national) ledger; re-importing it is a no-op."""
+
+    __tablename__ = "metric_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    region: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[dt.datetime]
+    runs: Mapped[int]
+    items: Mapped[int]
+
+
+class WorkerRow(Base):
+    """A bot worker (scale-out), known from its heartbeats."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    slots: Mapped[int]
+    started_at: Mapped[dt.datetime]
+    heartbeat_at: Mapped[dt.datetime]
+    current_runs: Mapped[list[Any]]
