@@ -39,6 +39,19 @@ class Settings(BaseSettings):
         default="", description="SQLAlchemy URL; empty means SQLite in ROBO_HOME/robo.db."
     )
     region: str = Field(default="occitanie", description="Region recorded on every run.")
+    timezone: str = Field(default="", description="Time zone for schedules; empty: the region's.")
+    calendar: str = Field(
+        default="", description="Holiday calendar (FR, FR-973, FR-57...); empty: the region's."
+    )
+    bot_slots: int = Field(
+        default=2, ge=1, le=64, description="Bots running at once on this machine."
+    )
+    heartbeat_seconds: float = Field(
+        default=10, gt=0, description="How often a run says it is alive."
+    )
+    abandon_after_seconds: float = Field(
+        default=60, gt=0, description="A run silent this long is abandoned by the scheduler."
+    )
     chromium: str = Field(
         default="", description="Chromium executable; empty means look for a system one."
     )
@@ -54,6 +67,32 @@ class Settings(BaseSettings):
         if not value or not all(c.isalnum() or c == "-" for c in value) or value != value.lower():
             raise ValueError("a region is a lower-case slug such as 'ile-de-france'")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from robo.regions import check_timezone
+
+        return check_timezone(value) if value else value
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        from robo.regions import check_calendar
+
+        return check_calendar(value) if value else value
+
+    @property
+    def effective_timezone(self) -> str:
+        from robo.regions import region
+
+        return self.timezone or region(self.region).timezone
+
+    @property
+    def effective_calendar(self) -> str:
+        from robo.regions import region
+
+        return self.calendar or region(self.region).calendar
 
     @field_validator("log_format")
     @classmethod
