@@ -102,9 +102,18 @@ def cli(
 
 
 def _register() -> None:
-    from robo.cli import demo_cmds, registry_cmds, run_cmds, secret_cmds
+    from robo.cli import (
+        demo_cmds,
+        registry_cmds,
+        replication_cmds,
+        report_cmds,
+        run_cmds,
+        scheduler_cmds,
+        secret_cmds,
+    )
 
-    for module in (registry_cmds, run_cmds, secret_cmds, demo_cmds):
+    modules = (registry_cmds, run_cmds, report_cmds, scheduler_cmds, replication_cmds)
+    for module in (*modules, secret_cmds, demo_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 
