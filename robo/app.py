@@ -48,6 +48,7 @@ class Robo:
             chromium=self.settings.chromium,
             evidence_dir=self.settings.evidence_dir,
             versions_dir=self.settings.versions_dir,
+            heartbeat_seconds=self.settings.heartbeat_seconds,
         )
 
     def close(self) -> None:

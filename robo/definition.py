@@ -353,36 +353,81 @@ class ScheduleEntry(Model):
             raise ValueError(
                 f"cron '{self.cron}' must have 5 fields: minute hour day month weekday"
             )
+        from robo.scheduling.triggers import check_entry
+
+        check_entry(self)
         return self
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WORKING_DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
 class Window(Model):
-    start: dt.time
-    end: dt.time
+    """When the target application is open: runs outside it are skipped and recorded."""
+
+    start: dt.time = Field(description="Local time, quoted: '07:00'.")
+    end: dt.time = Field(description="Local time, quoted: '19:00' (exclusive).")
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(WORKING_DAYS),
+        description="Days the application is open.",
+    )
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            # YAML 1.1 reads an unquoted 19:00 as the number 1140 (base 60).
+            raise ValueError("write times in quotes, e.g. '07:00', so YAML keeps them as text")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.start >= self.end:
+            raise ValueError("window start must be before its end (windows do not cross midnight)")
+        return self
 
 
 class Schedule(Model):
-    """Read and validated here; acted on by the scheduler."""
+    """When a process runs; overridable per region by an overlay."""
 
     triggers: list[ScheduleEntry] = Field(min_length=1)
     timezone: str | None = Field(default=None, description="IANA zone; default: the region's.")
+    calendar: str | None = Field(
+        default=None, description="Holiday calendar (FR, FR-973, FR-57...); default: the region's."
+    )
     skip_holidays: bool = True
     window: Window | None = None
-    missed: Literal["run_once", "skip"] = "run_once"
+    missed: Literal["run_once", "each", "skip"] = Field(
+        default="run_once",
+        description=(
+            "Fires missed while no scheduler ran: run_once = one late run if within the grace "
+            "period, each = every missed fire within it, skip = none."
+        ),
+    )
     grace_minutes: float = Field(default=60, ge=0)
-    overlap: Literal["skip", "allow"] = "skip"
+    overlap: Literal["skip", "allow"] = Field(
+        default="skip", description="skip: never two runs of this process at once."
+    )
+    on_abandoned: Literal["retry_remaining", "leave"] = Field(
+        default="retry_remaining",
+        description="When a scheduled run's runner died: run its unprocessed items again, or not.",
+    )
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from robo.regions import check_timezone
 
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone '{value}', e.g. 'Europe/Paris'") from None
-        return value
+        return value if value is None else check_timezone(value)
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, value: str | None) -> str | None:
+        from robo.regions import check_calendar
+
+        return value if value is None else check_calendar(value)
 
 
 class Evidence(Model):

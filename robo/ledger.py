@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -198,6 +199,58 @@ class Ledger:
     def recorded_references(self, run_id: int) -> set[str]:
         with self.db.session() as session:
             return set(session.scalars(select(ItemRow.reference).where(ItemRow.run_id == run_id)))
+
+    def recorded_in_chain(self, run_id: int) -> set[str]:
+        """References recorded by a run and by every run it resumed: never done twice."""
+        references: set[str] = set()
+        seen: set[int] = set()
+        current: int | None = run_id
+        with self.db.session() as session:
+            while current is not None and current not in seen:
+                seen.add(current)
+                references |= set(
+                    session.scalars(select(ItemRow.reference).where(ItemRow.run_id == current))
+                )
+                current = session.scalar(select(RunRow.resumes_run_id).where(RunRow.id == current))
+        return references
+
+    def abandon_stale(
+        self, cutoff: dt.datetime, host: str, is_alive: Callable[[int], bool]
+    ) -> list[RunSummary]:
+        """End runs whose runner died: silent since ``cutoff``, or gone from this host.
+
+        Their recorded items stay as they are; nothing is recounted.
+        """
+        abandoned = []
+        with self.db.session() as session:
+            for run in session.scalars(select(RunRow).where(RunRow.status == "running")):
+                beat = run.heartbeat_at or run.started_at
+                dead_here = run.host == host and run.pid is not None and not is_alive(run.pid)
+                if beat >= cutoff and not dead_here:
+                    continue
+                recorded = session.scalar(select(func.count()).where(ItemRow.run_id == run.id))
+                run.status = "abandoned"
+                run.finished_at = utcnow()
+                run.error = (
+                    f"the runner stopped (process {run.pid} on {run.host}, last heartbeat "
+                    f"{beat:%Y-%m-%d %H:%M:%S} UTC); {recorded} of {run.items_total if run.items_total is not None else '?'} items recorded"
+                )
+                successes = session.scalar(
+                    select(func.count()).where(
+                        ItemRow.run_id == run.id, ItemRow.status == "success"
+                    )
+                )
+                run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
+                abandoned.append(run.id)
+        return [self.summary(run_id) for run_id in abandoned]
+
+    def running_run(self, process_id: str) -> int | None:
+        with self.db.session() as session:
+            return session.scalar(
+                select(RunRow.id)
+                .where(RunRow.process_id == process_id, RunRow.status == "running")
+                .limit(1)
+            )
 
     def finish_run(self, run_id: int, status: RunStatus, error: str | None = None) -> None:
         with self.db.session() as session:

@@ -8,9 +8,11 @@ item is not retried, since the application may already have taken it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable, Iterable
@@ -91,6 +93,7 @@ class RunEnvironment:
     chromium: str
     evidence_dir: Path
     versions_dir: Path
+    heartbeat_seconds: float = 10.0
 
 
 class BrowserCrashed(ApplicationException):
@@ -225,10 +228,13 @@ class ProcessRun:
             trace=definition.evidence.trace_on_failure,
         )
         self.watchdog = Watchdog(self.session.kill)
+        heartbeat = Heartbeat(ledger, run_id, self.env.heartbeat_seconds)
         try:
+            heartbeat.start()
             self.session.start()
             self._open_context()
             items = self.items if self.items is not None else self._produce_items()
+            items = self._skip_already_done(items)
             ledger.set_items_total(run_id, len(items))
             self.progress.started(run_id, len(items))
             for position, item in enumerate(items, start=1):
@@ -249,6 +255,7 @@ class ProcessRun:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             self.session.close()
+            heartbeat.stop()
             ledger.finish_run(run_id, status, error)
             self.log.info("run.finished", status=status, error=error, **self.counts)
         summary = ledger.summary(run_id)  # figures come from the ledger rows, nowhere else
@@ -264,6 +271,18 @@ class ProcessRun:
             minutes_saved=summary.minutes_saved,
             error=summary.error,
         )
+
+    def _skip_already_done(self, items: list[Item]) -> list[Item]:
+        """A recovery run does only what the run it resumes left undone."""
+        if self.request.resumes_run_id is None:
+            return items
+        done = self.env.ledger.recorded_in_chain(self.request.resumes_run_id)
+        field = self.definition.items.reference
+        remaining = [item for item in items if reference_of(item, field) not in done]
+        self.log.info(
+            "run.resuming", resumes=self.request.resumes_run_id, skipped=len(items) - len(remaining)
+        )
+        return remaining
 
     def _run_timeout_message(self, position: int, total: int) -> str:
         left = total - position + 1
@@ -285,9 +304,13 @@ class ProcessRun:
             input_dir=(self.input_path.parent if self.input_path else self.folder),
             item=dict(item or {}),
             reference=reference,
-            _secret=self.env.secret,
+            _secret=self._secret,
             _allowed_secrets=frozenset(self.definition.secrets),
         )
+
+    def _secret(self, name: str) -> str:
+        """A secret by the definition's name, under the local name the overlay maps it to."""
+        return self.env.secret(self.version.secret_names.get(name, name))
 
     def _open_context(self, restart: bool = False) -> None:
         """A fresh context, then the bot's setup (log in), retried per policy."""
@@ -448,6 +471,26 @@ class ProcessRun:
             if trace:
                 kept.append(str(trace))
         return kept
+
+
+class Heartbeat(threading.Thread):
+    """Tells the ledger this run is alive, so a dead runner is noticed and its run abandoned."""
+
+    def __init__(self, ledger: Ledger, run_id: int, interval: float) -> None:
+        super().__init__(name=f"robo-heartbeat-{run_id}", daemon=True)
+        self.ledger, self.run_id, self.interval = ledger, run_id, interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            # A busy database must not kill the run; the next beat retries.
+            with contextlib.suppress(Exception):
+                self.ledger.heartbeat(self.run_id)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join()
 
 
 def _first_line(exc: BaseException) -> str:

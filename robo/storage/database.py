@@ -65,11 +65,32 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration (a no-op when it is there)."""
+    """Bring the schema to the newest migration (a no-op when it is there), atomically."""
     from alembic import command
 
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "head")
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+        return
+    # SQLite: pysqlite commits DDL on its own unless the transaction is driven by hand,
+    # and batch migrations copy tables, which foreign keys would refuse mid-way.
+    migrator = create_engine(engine.url, connect_args={"isolation_level": None})
+
+    @event.listens_for(migrator, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    try:
+        with migrator.connect() as connection:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # ends SQLAlchemy's autobegun (empty) transaction
+            with connection.begin():
+                command.upgrade(_alembic_config(connection), "head")
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise ConfigurationError(f"migration left broken references: {broken[:5]}")
+    finally:
+        migrator.dispose()
 
 
 class Database:

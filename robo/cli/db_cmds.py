@@ -1,0 +1,61 @@
+"""Database commands: schema version and migrations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from robo.cli.render import print_json
+
+
+@click.group()
+def db() -> None:
+    """Inspect and migrate the database schema (SQLite or PostgreSQL)."""
+
+
+@db.command("current")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+def current(obj: Any, as_json: bool) -> None:
+    """Show the schema revision of the database and the newest one robo knows."""
+    from robo.storage.database import Database, current_revision, head_revision
+
+    database = Database(obj.robo.settings.effective_database_url, migrate=False)
+    try:
+        found, head = current_revision(database.engine), head_revision()
+    finally:
+        database.close()
+    if as_json:
+        print_json(
+            {
+                "database": database.safe_url,
+                "current": found,
+                "head": head,
+                "up_to_date": found == head,
+            }
+        )
+        return
+    state = "up to date" if found == head else "behind: run `robo db upgrade`"
+    click.echo(f"{database.safe_url}: revision {found or 'none'} (newest {head}, {state})")
+
+
+@db.command("upgrade")
+@click.pass_obj
+def upgrade(obj: Any) -> None:
+    """Migrate the database to the newest schema (robo also does this when it opens one).
+
+    \b
+    Example:
+      ROBO_DATABASE_URL=postgresql+psycopg://robo@db/robo robo db upgrade
+    """
+    from robo.storage.database import Database, current_revision
+
+    database = Database(obj.robo.settings.effective_database_url, migrate=True)
+    try:
+        click.echo(f"{database.safe_url}: at revision {current_revision(database.engine)}")
+    finally:
+        database.close()
+
+
+COMMANDS = [db]

@@ -1,0 +1,1 @@
+"""Scheduling: triggers on each region's calendar, one leader, decisions recorded."""

@@ -1,0 +1,138 @@
+"""The local executor: scheduled runs in a pool of processes, one bot per slot.
+
+Each run gets a fresh process (no state, memory or browser carried over) that
+dies with the scheduler: if the scheduler is killed, its runs stop and are
+later found abandoned, rather than running on unseen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import signal
+import sys
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from robo.logging import get_logger
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class RunJob:
+    process_id: str
+    trigger: str
+    scheduled_for: str | None = None
+    resumes_run_id: int | None = None
+
+
+def _child_init() -> None:
+    """In each pool process: die with the parent; SIGTERM ends a run as 'interrupted'."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def execute_job(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a pool process: open the installation and run the active version."""
+    from robo.app import Robo
+    from robo.logging import configure
+    from robo.runner.run import RunRequest, run_process
+    from robo.settings import Settings
+
+    config = Settings(**settings)
+    robo = Robo(config)
+    configure(config.log_level, config.log_format, robo.redactor)
+    try:
+        version = robo.registry.active(job["process_id"])
+        scheduled = job.get("scheduled_for")
+        request = RunRequest(
+            process_id=job["process_id"],
+            trigger=job["trigger"],
+            scheduled_for=dt.datetime.fromisoformat(scheduled) if scheduled else None,
+            resumes_run_id=job.get("resumes_run_id"),
+        )
+        result = run_process(robo.run_environment(), version, request)
+        return {"run_id": result.run_id, "status": result.status}
+    finally:
+        robo.close()
+
+
+class LocalExecutor:
+    """A process pool sized by ``bot_slots``: the global limit on concurrent bots."""
+
+    def __init__(self, settings: dict[str, Any], slots: int) -> None:
+        self.settings = settings
+        self.slots = slots
+        self._pool = ProcessPoolExecutor(
+            max_workers=slots,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_child_init,
+            max_tasks_per_child=1,
+        )
+        self._pending: dict[str, int] = {}  # queued or running runs, per process
+        self._lock = threading.Lock()
+        self.log = get_logger(component="executor")
+
+    def submit(self, jobs: list[RunJob]) -> None:
+        """Queue jobs of one process; each starts when the previous one has ended."""
+        if not jobs:
+            return
+        process_id = jobs[0].process_id
+        with self._lock:
+            self._pending[process_id] = self._pending.get(process_id, 0) + len(jobs)
+        self._start(list(jobs))
+
+    def _start(self, jobs: list[RunJob]) -> None:
+        job, rest = jobs[0], jobs[1:]
+        try:
+            future = self._pool.submit(execute_job, asdict(job), self.settings)
+        except RuntimeError:  # the pool is shutting down: these runs never start
+            with self._lock:
+                self._pending[job.process_id] -= len(jobs)
+            return
+        future.add_done_callback(lambda f: self._done(job, f, rest))
+
+    def _done(self, job: RunJob, future: Future[dict[str, Any]], rest: list[RunJob]) -> None:
+        with self._lock:
+            self._pending[job.process_id] -= 1
+        if future.cancelled():
+            self.log.warning("run.cancelled", process=job.process_id)
+        elif future.exception() is not None:
+            self.log.error("run.crashed", process=job.process_id, error=str(future.exception()))
+        if rest:
+            self._start(rest)
+
+    def busy(self, process_id: str) -> bool:
+        with self._lock:
+            return self._pending.get(process_id, 0) > 0
+
+    def active(self) -> int:
+        with self._lock:
+            return sum(self._pending.values())
+
+    def shutdown(self, drain_seconds: float = 60) -> None:
+        """Queued runs are cancelled; running bots get ``drain_seconds`` to finish, then
+        are interrupted (SIGTERM), which the runner records as 'interrupted'."""
+        timer = threading.Timer(drain_seconds, self._interrupt_running)
+        timer.daemon = True
+        timer.start()
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            timer.cancel()
+
+    def _interrupt_running(self) -> None:
+        for process in list(getattr(self._pool, "_processes", {}).values()):
+            if process.is_alive():
+                process.terminate()

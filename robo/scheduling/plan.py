@@ -1,0 +1,67 @@
+"""What will happen next: upcoming fires of a schedule, with the reason for any skip."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from robo.scheduling.calendar import EffectiveSchedule
+from robo.scheduling.triggers import build_trigger, describe, is_cron, trigger_key
+
+
+@dataclass(frozen=True)
+class UpcomingFire:
+    at_utc: dt.datetime
+    at_local: dt.datetime
+    trigger_key: str
+    trigger: str
+    skip_reason: str | None
+
+
+def upcoming(
+    schedule: EffectiveSchedule, now: dt.datetime, count: int = 5, horizon_days: int = 400
+) -> list[UpcomingFire]:
+    """The next ``count`` fires after ``now``, skipped ones included (with their reason).
+
+    A cron time repeated by the autumn DST change appears once, as it runs once.
+    """
+    fires: list[UpcomingFire] = []
+    horizon = now + dt.timedelta(days=horizon_days)
+    for index, entry in enumerate(schedule.schedule.triggers):
+        trigger = build_trigger(entry, schedule.timezone)
+        key = trigger_key(index, entry, schedule.timezone)
+        previous: dt.datetime | None = None
+        seen_wall: set[dt.datetime] = set()
+        moment = now
+        produced = 0
+        while produced < count * 4:
+            nxt = trigger.get_next_fire_time(previous, moment)
+            if nxt is None or nxt > horizon:
+                break
+            previous, moment = nxt, nxt + dt.timedelta(microseconds=1)
+            local = schedule.local(nxt)
+            wall = local.replace(tzinfo=None)
+            if is_cron(entry) and wall in seen_wall:
+                continue
+            seen_wall.add(wall)
+            fires.append(
+                UpcomingFire(
+                    nxt.astimezone(dt.UTC), local, key, describe(entry), schedule.skip_reason(nxt)
+                )
+            )
+            produced += 1
+    fires.sort(key=lambda f: f.at_utc)
+    return fires[:count]
+
+
+def next_run(
+    schedule: EffectiveSchedule, now: dt.datetime
+) -> tuple[UpcomingFire | None, list[UpcomingFire]]:
+    """The next fire that will really run, and the skipped fires before it."""
+    skipped: list[UpcomingFire] = []
+    batch = upcoming(schedule, now, count=60)
+    for fire in batch:
+        if fire.skip_reason is None:
+            return fire, skipped
+        skipped.append(fire)
+    return None, skipped

@@ -1,0 +1,256 @@
+"""`robo scheduler start`: the long-running scheduler service.
+
+It waits for the leader lease, then runs APScheduler 3 with a persistent job
+store in robo's own database, keeps its jobs in step with the registry
+(deploy, disable, pause, rollback, overlays take effect without a restart),
+abandons runs whose runner died and retries what they left undone, and shuts
+down cleanly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from robo.app import Robo
+from robo.clock import utcnow
+from robo.errors import RoboError
+from robo.logging import get_logger
+from robo.scheduling.calendar import EffectiveSchedule
+from robo.scheduling.decisions import DecisionLog
+from robo.scheduling.dispatch import Dispatcher, DispatchExecutor, Executor
+from robo.scheduling.executor import LocalExecutor, RunJob
+from robo.scheduling.lock import LeaderLock, new_owner_id
+from robo.scheduling.triggers import build_trigger, describe, trigger_key
+
+JOB_FUNC = "robo.scheduling.dispatch:fire_now"
+JOB_TABLE = "robo_apscheduler_jobs"
+
+
+class SchedulerBusy(RoboError):
+    """Another scheduler is active on this database."""
+
+    exit_code = 3
+
+
+class SchedulerLockLost(RoboError):
+    """This scheduler lost its lease (another took over, or the database was unreachable)."""
+
+    exit_code = 4
+
+
+def effective_schedule(robo: Robo, process_id: str) -> EffectiveSchedule | None:
+    """The schedule as this installation runs it, or None if the process must not fire."""
+    try:
+        version = robo.registry.active(process_id)
+    except RoboError:
+        return None
+    schedule = version.definition.schedule
+    if schedule is None or not version.enabled or version.paused:
+        return None
+    return EffectiveSchedule(
+        process_id=process_id,
+        schedule=schedule,
+        timezone=schedule.timezone or robo.settings.effective_timezone,
+        calendar=schedule.calendar or robo.settings.effective_calendar,
+    )
+
+
+class SchedulerService:
+    def __init__(
+        self,
+        robo: Robo,
+        *,
+        executor: Executor | None = None,
+        scheduler_factory: Callable[..., Any] | None = None,
+        owner: str | None = None,
+        lease_seconds: float = 15,
+        sync_seconds: float = 5,
+        recovery_seconds: float = 15,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.robo = robo
+        self.owner = owner or new_owner_id()
+        self.lock = LeaderLock(robo.db, self.owner, lease_seconds)
+        self.lease_seconds = lease_seconds
+        self.sync_seconds = sync_seconds
+        self.recovery_seconds = recovery_seconds
+        self.clock = clock
+        self.executor: Executor = executor or LocalExecutor(
+            robo.settings.model_dump(mode="json"), robo.settings.bot_slots
+        )
+        self.decisions = DecisionLog(robo.db, self.owner)
+        self._schedules: dict[str, EffectiveSchedule | None] = {}
+        self.dispatcher = Dispatcher(
+            self.decisions,
+            self.executor,
+            schedules=lambda pid: self._schedules.get(pid),
+            running=robo.ledger.running_run,
+            clock=clock,
+        )
+        self._scheduler_factory = scheduler_factory
+        self.aps: Any = None
+        self._generation: Any = None
+        self.log = get_logger(component="scheduler", owner=self.owner, region=robo.settings.region)
+
+    # --- leadership ---------------------------------------------------------------------
+
+    def wait_for_lease(self, stop: threading.Event, wait: bool, poll: float = 2.0) -> bool:
+        """Take the lease; stand by until it is free if ``wait``. False if stopped first."""
+        announced = False
+        while not stop.is_set():
+            if self.lock.try_acquire():
+                self.log.info("scheduler.leader")
+                return True
+            holder = self.lock.holder()
+            if not wait:
+                who = (
+                    f"{holder.owner} (lease until {holder.expires_at:%H:%M:%S} UTC)"
+                    if holder
+                    else "another scheduler"
+                )
+                raise SchedulerBusy(
+                    f"{who} is the active scheduler for {self.robo.db.safe_url}; only one may fire "
+                    "triggers. Run with --standby to wait and take over when it stops."
+                )
+            if not announced:
+                self.log.warning("scheduler.standby", leader=holder.owner if holder else None)
+                announced = True
+            stop.wait(poll)
+        return False
+
+    # --- APScheduler --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        factory = self._scheduler_factory or BackgroundScheduler
+        self.aps = factory(
+            jobstores={
+                "default": SQLAlchemyJobStore(engine=self.robo.db.engine, tablename=JOB_TABLE)
+            },
+            executors={"default": DispatchExecutor(self.dispatcher)},
+            job_defaults={"coalesce": False, "max_instances": 1, "misfire_grace_time": None},
+            timezone=dt.UTC,
+        )
+        self.sync_jobs(force=True)  # before start: missed fires are judged with current schedules
+        self.aps.start()
+        self.recover()
+
+    def sync_jobs(self, force: bool = False) -> tuple[int, int]:
+        """Make the job store match the registry; returns (added, removed).
+
+        Existing jobs are left alone so their next run time, and so any fire
+        missed while no scheduler ran, survives a restart.
+        """
+        generation = self.robo.registry.generation()
+        if not force and generation == self._generation:
+            return 0, 0
+        self._generation = generation
+        desired: dict[str, tuple[str, str, Any, str]] = {}
+        schedules: dict[str, EffectiveSchedule | None] = {}
+        for process_id in self.robo.registry.process_ids():
+            schedule = effective_schedule(self.robo, process_id)
+            schedules[process_id] = schedule
+            if schedule is None:
+                continue
+            for index, entry in enumerate(schedule.schedule.triggers):
+                key = trigger_key(index, entry, schedule.timezone)
+                job_id = f"{process_id}|{key}"
+                desired[job_id] = (
+                    process_id,
+                    key,
+                    build_trigger(entry, schedule.timezone),
+                    describe(entry),
+                )
+        self._schedules = schedules
+        existing = {job.id for job in self.aps.get_jobs()}
+        removed = 0
+        for job_id in existing - set(desired):
+            self.aps.remove_job(job_id)
+            removed += 1
+        added = 0
+        for job_id in set(desired) - existing:
+            process_id, key, trigger, text = desired[job_id]
+            self.aps.add_job(JOB_FUNC, trigger=trigger, id=job_id, name=f"{process_id} ({text})",
+                             args=[process_id, key], replace_existing=True)  # fmt: skip
+            added += 1
+        if added or removed:
+            self.log.info("scheduler.synced", jobs=len(desired), added=added, removed=removed)
+        return added, removed
+
+    # --- crash recovery -------------------------------------------------------------------------
+
+    def recover(self) -> list[int]:
+        """Abandon runs whose runner died; retry their remaining items if the policy says so."""
+        settings = self.robo.settings
+        cutoff = self.clock() - dt.timedelta(seconds=settings.abandon_after_seconds)
+        abandoned = self.robo.ledger.abandon_stale(cutoff, socket.gethostname(), psutil.pid_exists)
+        for run in abandoned:
+            self.log.warning("run.abandoned", run=run.id, process=run.process_id, error=run.error)
+            schedule = effective_schedule(self.robo, run.process_id)
+            left = (
+                run.items_total is None
+                or run.succeeded + run.business_exceptions + run.application_exceptions
+                < run.items_total
+            )
+            if (
+                run.trigger in ("schedule", "recovery")
+                and schedule is not None
+                and schedule.schedule.on_abandoned == "retry_remaining"
+                and left
+            ):
+                self.decisions.record(run.process_id, f"recovery-of-{run.id}", self.clock(), "fired",
+                                      f"retrying the items run {run.id} left undone (on_abandoned: retry_remaining)")  # fmt: skip
+                self.executor.submit(
+                    [RunJob(run.process_id, "recovery", None, resumes_run_id=run.id)]
+                )
+        return [run.id for run in abandoned]
+
+    # --- the service loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, *, wait: bool = True, drain_seconds: float = 60) -> None:
+        if not self.wait_for_lease(stop, wait):
+            return
+        self.start()
+        renew_every = self.lease_seconds / 3
+        next_renew = next_sync = next_recovery = time.monotonic()
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_renew:
+                    if not self.lock.renew():
+                        raise SchedulerLockLost(
+                            "this scheduler lost its lease (another scheduler took over, or the "
+                            "database was unreachable for too long); it stopped firing"
+                        )
+                    next_renew = now + renew_every
+                if now >= next_sync:
+                    self.sync_jobs()
+                    next_sync = now + self.sync_seconds
+                if now >= next_recovery:
+                    self.recover()
+                    next_recovery = now + self.recovery_seconds
+                stop.wait(min(1.0, renew_every))
+        finally:
+            self.stop(drain_seconds)
+
+    def stop(self, drain_seconds: float = 60) -> None:
+        """No more fires; running bots get ``drain_seconds`` to finish, then are interrupted."""
+        if self.aps is not None and self.aps.running:
+            self.aps.shutdown(wait=False)
+        shutdown = getattr(self.executor, "shutdown", None)
+        if shutdown is not None:
+            shutdown(drain_seconds)
+        try:
+            self.lock.release()
+        except Exception:  # the database may be what failed; the lease then just expires
+            self.log.warning("scheduler.release_failed")
+        self.log.info("scheduler.stopped")
