@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         default=10, gt=0, description="How often a run says it is alive."
     )
+    scheduler_lease_seconds: float = Field(
+        default=15, gt=0, description="A standby takes over this long after the leader stops."
+    )
     abandon_after_seconds: float = Field(
         default=60, gt=0, description="A run silent this long is abandoned by the scheduler."
     )
@@ -57,6 +60,9 @@ class Settings(BaseSettings):
     )
     secret_key: str = Field(
         default="", description="Fernet key for secrets; empty means ROBO_HOME/secret.key."
+    )
+    catalogue: Path | None = Field(
+        default=None, description="Folder of bundles offered to this region (robo replicas)."
     )
     log_level: str = Field(default="warning", description="debug, info, warning or error")
     log_format: str = Field(default="console", description="console or json")
@@ -125,6 +131,11 @@ class Settings(BaseSettings):
     def versions_dir(self) -> Path:
         """Where immutable versions are unpacked for execution."""
         return self.home / "versions"
+
+    @property
+    def keys_dir(self) -> Path:
+        """This region's Ed25519 signing key (bundles, metrics)."""
+        return self.home / "keys"
 
     @property
     def secret_key_file(self) -> Path:

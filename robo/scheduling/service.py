@@ -70,15 +70,15 @@ class SchedulerService:
         executor: Executor | None = None,
         scheduler_factory: Callable[..., Any] | None = None,
         owner: str | None = None,
-        lease_seconds: float = 15,
+        lease_seconds: float | None = None,
         sync_seconds: float = 5,
         recovery_seconds: float = 15,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.robo = robo
         self.owner = owner or new_owner_id()
-        self.lock = LeaderLock(robo.db, self.owner, lease_seconds)
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = lease_seconds or robo.settings.scheduler_lease_seconds
+        self.lock = LeaderLock(robo.db, self.owner, self.lease_seconds)
         self.sync_seconds = sync_seconds
         self.recovery_seconds = recovery_seconds
         self.clock = clock
@@ -195,24 +195,30 @@ class SchedulerService:
         abandoned = self.robo.ledger.abandon_stale(cutoff, socket.gethostname(), psutil.pid_exists)
         for run in abandoned:
             self.log.warning("run.abandoned", run=run.id, process=run.process_id, error=run.error)
-            schedule = effective_schedule(self.robo, run.process_id)
-            left = (
-                run.items_total is None
-                or run.succeeded + run.business_exceptions + run.application_exceptions
-                < run.items_total
-            )
-            if (
-                run.trigger in ("schedule", "recovery")
-                and schedule is not None
-                and schedule.schedule.on_abandoned == "retry_remaining"
-                and left
-            ):
-                self.decisions.record(run.process_id, f"recovery-of-{run.id}", self.clock(), "fired",
-                                      f"retrying the items run {run.id} left undone (on_abandoned: retry_remaining)")  # fmt: skip
+            if self._retry_remaining(run):
+                self.decisions.record(
+                    run.process_id, f"recovery-of-{run.id}", self.clock(), "fired",
+                    f"retrying the items run {run.id} left undone (on_abandoned: retry_remaining)",
+                )  # fmt: skip
                 self.executor.submit(
                     [RunJob(run.process_id, "recovery", None, resumes_run_id=run.id)]
                 )
         return [run.id for run in abandoned]
+
+    def _retry_remaining(self, run: Any) -> bool:
+        """Only scheduled work is resumed automatically (a paused schedule still finishes it)."""
+        if run.trigger not in ("schedule", "recovery"):
+            return False
+        if run.items_total is not None and (
+            run.succeeded + run.business_exceptions + run.application_exceptions >= run.items_total
+        ):
+            return False
+        try:
+            version = self.robo.registry.active(run.process_id)
+        except RoboError:
+            return False
+        schedule = version.definition.schedule
+        return bool(version.enabled and schedule and schedule.on_abandoned == "retry_remaining")
 
     # --- the service loop ------------------------------------------------------------------------
 
