@@ -29,8 +29,17 @@ class RunJob:
     resumes_run_id: int | None = None
 
 
+_running = threading.Event()  # in a pool process: a run is in progress
+
+
 def _child_init() -> None:
-    """In each pool process: die with the parent; SIGTERM ends a run as 'interrupted'."""
+    """In each pool process: die with the parent; the parent alone decides on shutdown.
+
+    Ctrl-C reaches the whole process group, so pool processes ignore SIGINT and
+    wait for the scheduler's decision. SIGTERM (sent by the scheduler when the
+    drain time is over) ends a run as 'interrupted', once; an idle process
+    ignores it (the pool shuts it down).
+    """
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -38,8 +47,12 @@ def _child_init() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     def interrupt(_signum: int, _frame: Any) -> None:
+        if not _running.is_set():
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the run record its end
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, interrupt)
 
 
@@ -50,6 +63,7 @@ def execute_job(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]
     from robo.runner.run import RunRequest, run_process
     from robo.settings import Settings
 
+    _running.set()
     config = Settings(**settings)
     robo = Robo(config)
     configure(config.log_level, config.log_format, robo.redactor)
@@ -66,6 +80,7 @@ def execute_job(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]
         return {"run_id": result.run_id, "status": result.status}
     finally:
         robo.close()
+        _running.clear()
 
 
 class LocalExecutor:
