@@ -10,6 +10,14 @@
     ├── RunNotFound
     ├── SecretError               unknown secret, undecryptable store
     ├── InputError                work-item input file is unreadable or inconsistent
+    ├── ReportError               a report cannot be built as asked (period, option, output)
+    │   └── ReportCheckFailed     a report total does not match the item rows behind it
+    ├── ReplicationError          sharing processes and figures between regions
+    │   ├── BundleError           a bundle is unsafe, malformed, tampered or too new
+    │   ├── SignatureError        bad signature, or signed by a key this region does not trust
+    │   ├── DowngradeRefused      the bundle is older than the version already in use
+    │   ├── OverlayError          a regional overlay does not fit (carries every problem)
+    │   └── MetricsError          a metrics file is malformed, tampered or too new
     └── BotException              raised inside a bot to end the current item
         ├── BusinessException     the data is wrong: not retried, handed to a human
         └── ApplicationException  the application misbehaved: retried per policy
@@ -95,6 +103,44 @@ class SecretError(RoboError):
 
 class InputError(RoboError):
     """The work-item input cannot be used."""
+
+
+class ReportError(RoboError):
+    """The report cannot be built as asked."""
+
+
+class ReportCheckFailed(ReportError):
+    """A report total does not match the item rows it is summed from."""
+
+
+class ReplicationError(RoboError):
+    """Replication between regions failed."""
+
+
+class BundleError(ReplicationError):
+    """The bundle cannot be used; nothing was stored."""
+
+
+class SignatureError(ReplicationError):
+    """The signature does not verify against a trusted key; nothing was stored."""
+
+
+class DowngradeRefused(ReplicationError):
+    """The bundle is older than the version already in use; nothing was stored."""
+
+
+class OverlayError(ReplicationError):
+    """The regional overlay does not fit the process definition."""
+
+    def __init__(self, problems: list[Problem], heading: str = "") -> None:
+        self.problems = problems
+        count = len(problems)
+        first = heading or f"overlay: {count} problem{'s' if count != 1 else ''} found:"
+        super().__init__("\n".join([first, *(p.render() for p in problems)]))
+
+
+class MetricsError(ReplicationError):
+    """The metrics file cannot be imported; nothing was stored."""
 
 
 class BotException(RoboError):

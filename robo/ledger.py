@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from robo.clock import utcnow
@@ -92,6 +92,10 @@ class RunDetail:
     items: list[ItemDetail]
 
 
+class DuplicateRun(RoboError):
+    """This job already has a run; a job runs at most once."""
+
+
 class DuplicateItem(RoboError):
     """This item is already recorded in this run; it is never counted twice."""
 
@@ -100,6 +104,7 @@ class Ledger:
     def __init__(self, db: Database, redactor: Redactor | None = None) -> None:
         self.db = db
         self.redactor = redactor or Redactor()
+        self._per_item: dict[int, float] = {}
 
     # --- writing -----------------------------------------------------------------
 
@@ -120,10 +125,11 @@ class Ledger:
         scheduled_for: dt.datetime | None = None,
         resumes_run_id: int | None = None,
         worker: str = "",
+        uid: str | None = None,
     ) -> int:
         now = utcnow()
         row = RunRow(
-            uid=uuid.uuid4().hex,
+            uid=uid or uuid.uuid4().hex,
             process_id=process_id,
             version_id=version_id,
             version=version,
@@ -148,10 +154,13 @@ class Ledger:
             baseline_measured_by=baseline.measured_by,
             baseline_measured_on=baseline.measured_on.isoformat(),
         )
-        with self.db.session() as session:
-            session.add(row)
-            session.flush()
-            return row.id
+        try:
+            with self.db.session() as session:
+                session.add(row)
+                session.flush()
+                return row.id
+        except IntegrityError:
+            raise DuplicateRun(f"a run with uid {row.uid} already exists") from None
 
     def set_items_total(self, run_id: int, total: int) -> None:
         with self.db.session() as session:
@@ -162,39 +171,52 @@ class Ledger:
             session.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=utcnow()))
 
     def record_item(self, run_id: int, outcome: ItemOutcome) -> float:
-        """Write one finished item; returns the minutes it saved."""
+        """Write one finished item; returns the minutes it saved.
+
+        One INSERT and one heartbeat UPDATE in one transaction, through SQLAlchemy Core:
+        the ORM unit of work and a SELECT of the run per item cost more than the commit.
+        """
         redact = self.redactor.redact
-        with self.db.session() as session:
-            run = self._run(session, run_id)
-            saved = 0.0
-            if outcome.status == "success":
-                saved = run.manual_minutes_per_item - run.residual_minutes_per_item
-            session.add(
-                ItemRow(
-                    run_id=run_id,
-                    position=outcome.position,
-                    reference=outcome.reference,
-                    status=outcome.status,
-                    attempts=outcome.attempts,
-                    started_at=outcome.started_at,
-                    finished_at=outcome.finished_at,
-                    duration_seconds=(outcome.finished_at - outcome.started_at).total_seconds(),
-                    error_type=outcome.error_type,
-                    error=redact(outcome.error),
-                    evidence=outcome.evidence,
-                    data=redact(outcome.data),
-                    output=redact(outcome.output),
-                    minutes_saved=saved,
+        saved = self._minutes_per_item(run_id) if outcome.status == "success" else 0.0
+        row = {
+            "run_id": run_id,
+            "position": outcome.position,
+            "reference": outcome.reference,
+            "status": outcome.status,
+            "attempts": outcome.attempts,
+            "started_at": outcome.started_at,
+            "finished_at": outcome.finished_at,
+            "duration_seconds": (outcome.finished_at - outcome.started_at).total_seconds(),
+            "error_type": outcome.error_type,
+            "error": redact(outcome.error),
+            "evidence": outcome.evidence,
+            "data": redact(outcome.data),
+            "output": redact(outcome.output),
+            "minutes_saved": saved,
+        }
+        try:
+            with self.db.engine.begin() as connection:
+                connection.execute(insert(ItemRow), [row])
+                connection.execute(
+                    update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=utcnow())
                 )
-            )
-            run.heartbeat_at = utcnow()
-            try:
-                session.flush()
-            except IntegrityError:
-                raise DuplicateItem(
-                    f"item '{outcome.reference}' is already recorded in run {run_id}"
-                ) from None
-            return saved
+        except IntegrityError:
+            raise DuplicateItem(
+                f"item '{outcome.reference}' is already recorded in run {run_id}"
+            ) from None
+        return saved
+
+    def _minutes_per_item(self, run_id: int) -> float:
+        """The run's baseline snapshot, read once: it never changes after the run starts."""
+        cached = self._per_item.get(run_id)
+        if cached is None:
+            with self.db.session() as session:
+                run = self._run(session, run_id)
+                cached = run.manual_minutes_per_item - run.residual_minutes_per_item
+            if len(self._per_item) > 1000:
+                self._per_item.clear()
+            self._per_item[run_id] = cached
+        return cached
 
     def recorded_references(self, run_id: int) -> set[str]:
         with self.db.session() as session:
@@ -243,6 +265,13 @@ class Ledger:
                 run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
                 abandoned.append(run.id)
         return [self.summary(run_id) for run_id in abandoned]
+
+    def find_run(self, uid: str) -> RunSummary | None:
+        with self.db.session() as session:
+            run = session.scalars(select(RunRow).where(RunRow.uid == uid)).one_or_none()
+            if run is None:
+                return None
+            return self._summary(run, self._counts(session, [run.id]).get(run.id, {}))
 
     def running_run(self, process_id: str) -> int | None:
         with self.db.session() as session:

@@ -7,11 +7,11 @@ import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from robo.clock import utcnow
@@ -19,7 +19,13 @@ from robo.definition import ProcessDefinition
 from robo.errors import ProcessNotFound, VersionConflict, VersionNotFound
 from robo.loader import DEFINITION_FILE, LoadedProcess
 from robo.storage.database import Database
-from robo.storage.models import ProcessRow, RegistryEventRow, VersionFileRow, VersionRow
+from robo.storage.models import (
+    OverlayRow,
+    ProcessRow,
+    RegistryEventRow,
+    VersionFileRow,
+    VersionRow,
+)
 
 DeployOutcome = Literal["created", "new-version", "reactivated", "unchanged"]
 
@@ -78,6 +84,13 @@ class ProcessVersion:
     paused: bool = False
     origin_region: str | None = None
     origin_version: str | None = None
+    # Set when the region's overlay is applied (Registry.active): None means the
+    # installation's own time zone / calendar; secret_names maps a definition's
+    # secret name to the name of the local secret.
+    timezone: str | None = None
+    calendar: str | None = None
+    secret_names: dict[str, str] = field(default_factory=dict)
+    overlay_hash: str | None = None
 
     def unpack(self, root: Path) -> Path:
         """Write the version's files under ``root/<hash>`` once; return that folder."""
@@ -180,6 +193,29 @@ class Registry:
             self._activate(session, process, target, "rollback", f"to {version}")
             return DeployResult(process_id, version, target.content_hash, "reactivated")
 
+    def set_paused(self, process_id: str, paused: bool) -> bool:
+        """Pause or resume a process's schedule (manual runs still work); True if changed."""
+        with self.db.session() as session:
+            process = self._process(session, process_id)
+            if process.paused == paused:
+                return False
+            process.paused = paused
+            process.updated_at = utcnow()
+            session.add(self._event(process_id, "pause" if paused else "resume", None, ""))
+            return True
+
+    def generation(self) -> tuple[int, str]:
+        """Changes whenever something a scheduler acts on changes (cheap to poll)."""
+        with self.db.session() as session:
+            last_event = session.scalar(select(func.max(RegistryEventRow.id))) or 0
+            last_overlay = session.scalar(select(func.max(OverlayRow.updated_at)))
+            overlays = session.scalar(select(func.count()).select_from(OverlayRow)) or 0
+        return last_event, f"{overlays}:{last_overlay}"
+
+    def process_ids(self) -> list[str]:
+        with self.db.session() as session:
+            return list(session.scalars(select(ProcessRow.id).order_by(ProcessRow.id)))
+
     def set_enabled(self, process_id: str, enabled: bool) -> bool:
         """Enable or disable a process; returns whether anything changed."""
         with self.db.session() as session:
@@ -231,12 +267,25 @@ class Registry:
                 )
             return result
 
-    def active(self, process_id: str) -> ProcessVersion:
+    def active(self, process_id: str, *, with_overlay: bool = True) -> ProcessVersion:
+        """The version to run: the active one with this region's overlay applied.
+
+        Runner and scheduler both call this, so a run uses the local parameters,
+        baseline and secret names, and a schedule the local time zone and calendar.
+        ``with_overlay=False`` gives the version exactly as deployed or imported.
+        """
         with self.db.session() as session:
             process = self._process(session, process_id)
             if process.active_version is None:
                 raise ProcessNotFound(f"process '{process_id}' has no active version")
-            return self._snapshot(process.active_version, process)
+            version = self._snapshot(process.active_version, process)
+            overlay = session.get(OverlayRow, process_id) if with_overlay else None
+            if overlay is None:
+                return version
+            data, digest = overlay.data, overlay.content_hash
+        from robo.replication.overlays import apply_to_version
+
+        return apply_to_version(version, data, digest)
 
     def get(self, process_id: str, version: str) -> ProcessVersion:
         with self.db.session() as session:

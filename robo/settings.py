@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from platformdirs import user_data_path
 from pydantic import Field, ValidationError, field_validator
@@ -49,6 +49,18 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         default=10, gt=0, description="How often a run says it is alive."
     )
+    executor: Literal["local", "celery"] = Field(
+        default="local", description="Where scheduled runs execute: this machine, or Celery workers."
+    )
+    broker_url: str = Field(
+        default="", description="Celery broker for executor 'celery': redis://... or amqp://..."
+    )
+    broker_queue: str = Field(default="robo.runs", description="Celery queue the workers consume.")
+    broker_visibility_timeout: float = Field(
+        default=3600,
+        gt=0,
+        description="Seconds before a broker redelivers a task a dead worker held (Redis).",
+    )
     scheduler_lease_seconds: float = Field(
         default=15, gt=0, description="A standby takes over this long after the leader stops."
     )
@@ -63,6 +75,11 @@ class Settings(BaseSettings):
     )
     catalogue: Path | None = Field(
         default=None, description="Folder of bundles offered to this region (robo replicas)."
+    )
+    fte_hours_per_year: float = Field(
+        default=1607,
+        gt=0,
+        description="Yearly work time of one full-time post, for FTE figures (French public service: 1,607 h).",
     )
     log_level: str = Field(default="warning", description="debug, info, warning or error")
     log_format: str = Field(default="console", description="console or json")

@@ -39,6 +39,6 @@ stamp=.venv/.robo-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing robo and its dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev,postgres]'
+  .venv/bin/python -m pip install -q -e '.[dev,postgres,celery]'
   touch "$stamp"
 fi

@@ -15,17 +15,23 @@ from robo.app import Robo
 from robo.settings import Settings
 
 POSTGRES_URL = os.environ.get("ROBO_TEST_POSTGRES_URL", "")
+REDIS_URL = os.environ.get("ROBO_TEST_REDIS_URL", "")
+AMQP_URL = os.environ.get("ROBO_TEST_AMQP_URL", "")
 PORTAL_PASSWORD = "s3cret-Portal-pw!"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if POSTGRES_URL:
-        return
-    skip = pytest.mark.skip(reason="set ROBO_TEST_POSTGRES_URL to run PostgreSQL tests")
+    """Service-backed tests run where their services are configured (CI configures them)."""
+    needs = {
+        "postgres": (bool(POSTGRES_URL), "set ROBO_TEST_POSTGRES_URL to run PostgreSQL tests"),
+        "redis": (bool(POSTGRES_URL and REDIS_URL), "set ROBO_TEST_POSTGRES_URL and ROBO_TEST_REDIS_URL"),
+        "rabbitmq": (bool(POSTGRES_URL and AMQP_URL), "set ROBO_TEST_POSTGRES_URL and ROBO_TEST_AMQP_URL"),
+    }
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        for marker, (available, reason) in needs.items():
+            if marker in item.keywords and not available:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture
@@ -155,3 +161,26 @@ def make_process(tmp_path: Path) -> Callable[..., Path]:
         return folder
 
     return make
+
+
+@pytest.fixture
+def installation(tmp_path: Path) -> Iterator[Callable[..., Robo]]:
+    """Separate regional installations: ``installation("guyane")``, each with its own database."""
+    opened: list[Robo] = []
+
+    def make(region: str, **settings: Any) -> Robo:
+        home = tmp_path / "regions" / region
+        home.mkdir(parents=True, exist_ok=True)
+        app = Robo(
+            Settings(
+                home=home, database_url=f"sqlite:///{home / 'robo.db'}", region=region, **settings
+            ),
+            env={"ROBO_SECRET_PORTAL_PASSWORD": PORTAL_PASSWORD},
+        )
+        app.registry.actor = "tester"
+        opened.append(app)
+        return app
+
+    yield make
+    for app in opened:
+        app.close()

@@ -68,7 +68,8 @@ def portal(host: str, port: int, password: str, latency_ms: int, failure_rate: f
 @click.pass_obj
 def demo(obj: Any, processes_dir: Path) -> None:
     """Start the sample portal, deploy the sample processes, run them all and
-    print the hours saved, computed from the items actually processed.
+    print the hours saved, computed from the items actually processed, and
+    the programme's headline; write the HTML report to ROBO_HOME/reports/.
 
     \b
     Example:
@@ -105,7 +106,12 @@ def demo(obj: Any, processes_dir: Path) -> None:
          sum(r.business_exceptions for r in rows), sum(r.application_exceptions for r in rows), hours(total)),
     ], right=["runs", "items", "ok", "business", "app", "hours saved"])  # fmt: skip
     click.echo(f"\n{len(rows)} processes, {hours(total)} hours of agent work saved.")
-    click.echo("Next: `robo runs`, `robo run-show RUN_ID`, `robo report`.")
+    click.echo(f"\n{result.report.headline.text}")
+    click.echo(f"HTML report (charts, opens offline): {result.report_path}")
+    click.echo(
+        "Next: `robo runs`, `robo run-show RUN_ID`, `robo report`, "
+        "`robo report --format pdf -o report.pdf`."
+    )
     failed = [r for r in result.runs if r.status != "completed"]
     if failed:
         raise SystemExit(1)

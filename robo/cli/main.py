@@ -105,6 +105,7 @@ def _register() -> None:
     from robo.cli import (
         db_cmds,
         demo_cmds,
+        ops_cmds,
         registry_cmds,
         replication_cmds,
         report_cmds,
@@ -114,7 +115,7 @@ def _register() -> None:
     )
 
     modules = (registry_cmds, run_cmds, report_cmds, scheduler_cmds, replication_cmds)
-    for module in (*modules, secret_cmds, db_cmds, demo_cmds):
+    for module in (*modules, ops_cmds, secret_cmds, db_cmds, demo_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,7 +1,314 @@
-"""Commands: see the module that fills COMMANDS."""
+"""``robo report``: hours saved, grouped and filtered, as a table, CSV, JSON, HTML or PDF."""
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from robo.cli.render import hours, note, print_json, table
+
+DIMENSION_NAMES = ["process", "region", "application", "origin", "year", "quarter", "month", "week"]
+FORMATS = ["table", "csv", "json", "html", "pdf"]
+SHORT = {
+    "process_id": "process",
+    "origin_region": "built by",
+}
+
+
+def _scope(
+    since: str | None,
+    until: str | None,
+    period: str | None,
+    month: str | None,
+    processes: tuple[str, ...],
+    regions: tuple[str, ...],
+    applications: tuple[str, ...],
+) -> Any:
+    from robo.errors import ReportError
+    from robo.reports.periods import parse_period, parse_since, parse_until
+    from robo.reports.queries import Scope
+
+    def parse(option: str, value: str, parser: Any) -> Any:
+        try:
+            return parser(value)
+        except ReportError as exc:
+            raise click.BadParameter(exc.message, param_hint=option) from None
+
+    if period and month:
+        raise click.UsageError(
+            "give --period or --month, not both (--month 2026-10 is --period 2026-10)"
+        )
+    named = period or month
+    if named and (since or until):
+        raise click.UsageError(
+            f"--{'period' if period else 'month'} already sets the dates; drop --since/--until "
+            "or drop the period"
+        )
+    if month and not re.fullmatch(r"\d{4}-\d{2}", month.strip()):
+        raise click.BadParameter(
+            f"'{month}' is not a month; use YYYY-MM (2026-10)", param_hint="--month"
+        )
+    if named:
+        found = parse("--period" if period else "--month", named, parse_period)
+        return Scope(found.start, found.end, processes, regions, applications, label=found.label)
+    return Scope(
+        parse("--since", since, parse_since) if since else None,
+        parse("--until", until, parse_until) if until else None,
+        processes,
+        regions,
+        applications,
+    )
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        note(f"wrote {output}")
+
+
+def _print_table(report: Any) -> None:
+    if not report.rows:
+        note("no runs in this period; nothing saved yet")
+        return
+    click.echo(report.headline.text)
+    if report.headline.top:
+        tops = ", ".join(
+            f"{r.keys['process_id']} ({hours(r.figures.minutes_saved)} h)"
+            for r in report.headline.top
+        )
+        click.echo(f"Top processes: {tops}")
+    fte = report.fte_hours_per_year
+
+    def figures(f: Any) -> list[Any]:
+        rate = f.success_rate
+        return [
+            f.runs, f.items, f.succeeded, f.business_exceptions, f.application_exceptions,
+            "-" if rate is None else f"{rate * 100:.1f}%", hours(f.minutes_saved),
+            f"{f.fte(fte):.2f}", f"{f.robot_hours:,.1f}", f"{f.human_hours:,.1f}",
+        ]  # fmt: skip
+
+    keys = [SHORT.get(k, k) for k in report.keys]
+    numbers = [
+        "runs",
+        "items",
+        "ok",
+        "business",
+        "app",
+        "success",
+        "hours saved",
+        "FTE",
+        "robot h",
+        "human h",
+    ]
+    blank = [""] * (len(keys) - 1)
+    table(
+        f"Hours of agent work saved · {report.scope.describe()}",
+        [*keys, *numbers],
+        [
+            *[[*(r.keys[k] for k in report.keys), *figures(r.figures)] for r in report.rows],
+            ["total", *blank, *figures(report.totals)],
+        ],
+        right=numbers,
+    )
+    table("Baselines used (minutes; each run keeps the one it started with)", ["process", "version", "by hand", "left", "per run", "measured by", "on", "runs from", "to", "runs", "hours saved"], [
+        (u.process_id, u.version, f"{u.manual_minutes_per_item:g}", f"{u.residual_minutes_per_item:g}",
+         f"{u.manual_minutes_per_run:g}", u.measured_by, u.measured_on, u.first_run[:10], u.last_run[:10],
+         u.figures.runs, hours(u.figures.minutes_saved))
+        for u in _distinct_uses(report)
+    ], right=["by hand", "left", "per run", "runs", "hours saved"])  # fmt: skip
+    click.echo(
+        f"FTE: hours / {fte:,.0f} h a year. Robot h: item processing time. Human h: checks left "
+        "on successful items + exception items by hand. Months and weeks: UTC."
+    )
+
+
+def _distinct_uses(report: Any) -> list[Any]:
+    """Baselines per process and version, whatever the grouping (for the table)."""
+    seen: dict[tuple[Any, ...], Any] = {}
+    for _keys, use in report.baselines:
+        key = (use.process_id, use.version, use.measured_by, use.measured_on,
+               use.manual_minutes_per_item, use.residual_minutes_per_item, use.manual_minutes_per_run)  # fmt: skip
+        if key in seen:
+            old = seen[key]
+            seen[key] = type(use)(**{**vars(old), "first_run": min(old.first_run, use.first_run),
+                                     "last_run": max(old.last_run, use.last_run),
+                                     "figures": old.figures + use.figures})  # fmt: skip
+        else:
+            seen[key] = use
+    return sorted(seen.values(), key=lambda u: (u.process_id, u.first_run))
+
+
+def _drill(obj: Any, scope: Any, fmt: str, output: Path | None, limit: int) -> None:
+    from robo.reports.drilldown import drill_down
+    from robo.reports.export import drill_csv, drill_json
+
+    if fmt in ("html", "pdf"):
+        raise click.UsageError("--items lists rows: use --format table, csv or json")
+    drill = drill_down(obj.robo.db, scope, limit=limit if fmt == "table" else None)
+    if fmt == "json":
+        return _emit(drill_json(drill), output)
+    if fmt == "csv":
+        return _emit(drill_csv(drill), output)
+    if not drill.runs:
+        note("no runs in this scope")
+        return None
+    table(f"Runs behind the figure · {scope.describe()}", ["run", "process", "version", "region", "status", "started (UTC)", "items", "ok", "business", "app", "h saved", "baseline"], [
+        (r.run_id, r.process_id, r.version, r.region, r.status, r.started_at, r.figures.items,
+         r.figures.succeeded, r.figures.business_exceptions, r.figures.application_exceptions,
+         hours(r.figures.minutes_saved), r.baseline)
+        for r in drill.runs
+    ], right=["run", "items", "ok", "business", "app", "h saved"])  # fmt: skip
+    table("Items", ["run", "#", "reference", "status", "tries", "seconds", "min saved", "error"], [
+        (i.run_id, i.position, i.reference, i.status, i.attempts,
+         "" if i.duration_seconds is None else f"{i.duration_seconds:.1f}", f"{i.minutes_saved:g}", i.error or "")
+        for i in drill.items
+    ], right=["run", "#", "tries", "seconds", "min saved"])  # fmt: skip
+    if drill.items_total > len(drill.items):
+        note(
+            f"showing {len(drill.items)} of {drill.items_total} items; "
+            "--limit N for more, --format csv for all"
+        )
+    return None
+
+
+@click.command()
+@click.option("--by", "by", multiple=True, type=click.Choice(DIMENSION_NAMES),
+              help="Group by this; repeat for several (default: process). "
+                   "Time groups use the run's start in UTC; origin is the region that built the process.")  # fmt: skip
+@click.option("--since", help="Start: a date (included) or a period, e.g. 2026-10-01, 2026-Q3.")
+@click.option("--until", help="End: a date (first day excluded) or a period (included whole).")
+@click.option("--period", help="One period: 2026, 2026-Q3, 2026-10, 2026-W42 or 2026-10-05 (UTC).")
+@click.option("--month", help="Shortcut for --period YYYY-MM.")
+@click.option(
+    "--process", "processes", multiple=True, metavar="ID", help="Only this process; repeatable."
+)
+@click.option("--region", "regions", multiple=True, help="Only runs in this region; repeatable.")
+@click.option(
+    "--application", "applications", multiple=True, help="Only this application; repeatable."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to this file (required for html and pdf; stdout otherwise).")  # fmt: skip
+@click.option("--items", "drill", is_flag=True, help="List the runs and items behind the figures.")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1),
+              help="Items shown by --items in a table.")  # fmt: skip
+@click.option(
+    "--check", is_flag=True, help="Recompute every total from item rows; exit 1 on any mismatch."
+)
+@click.option("--headline", "headline_only", is_flag=True, help="Only the headline.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.pass_obj
+def report(
+    obj: Any,
+    by: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    period: str | None,
+    month: str | None,
+    processes: tuple[str, ...],
+    regions: tuple[str, ...],
+    applications: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    drill: bool,
+    limit: int,
+    check: bool,
+    headline_only: bool,
+    as_json: bool,
+) -> None:
+    """Hours of agent work saved, summed from the ledger's item rows.
+
+    Figures: runs; items succeeded, business and application exceptions;
+    success rate; hours saved; FTE (hours / fte_hours_per_year, 1,607 by
+    default); robot hours (item processing time); human hours still needed
+    (checks left on successful items + exception items by hand). Each figure
+    uses the baseline its run started with; the baselines used are listed.
+    Months, weeks (ISO) and quarters come from each run's start time in UTC.
+
+    \b
+    Examples:
+      robo report                                   # by process, all time
+      robo report --by region --by month --period 2026-Q3
+      robo report --by region --by origin --json    # who built, who runs
+      robo report --since 2026-01-01 --format csv -o hours.csv
+      robo report --format html -o report.html      # charts, opens offline
+      robo report --format pdf -o report.pdf
+      robo report --process residence-permit-entry --month 2026-10 --items
+      robo report --check                           # recompute from item rows
+    """
+    fmt = "json" if as_json else fmt
+    if fmt in ("html", "pdf") and output is None:
+        raise click.UsageError(f"--format {fmt} writes a file: add -o report.{fmt}")
+    scope = _scope(since, until, period, month, processes, regions, applications)
+    if drill:
+        return _drill(obj, scope, fmt, output, limit)
+    from robo.reports.html import SERIES
+    from robo.reports.report import build_report
+
+    robo = obj.robo
+    result = build_report(
+        robo.db,
+        by or ("process",),
+        scope,
+        fte_hours_per_year=robo.settings.fte_hours_per_year,
+        series=SERIES if fmt in ("html", "pdf") else (),
+    )
+    if check:
+        return _check(robo.db, result, fmt)
+    if headline_only:
+        if fmt == "json":
+            return print_json(result.headline.as_dict())
+        return click.echo(result.headline.text)
+    if fmt == "json":
+        from robo.reports.export import report_json
+
+        return _emit(report_json(result), output)
+    if fmt == "csv":
+        from robo.reports.export import report_csv
+
+        return _emit(report_csv(result), output)
+    if fmt == "html":
+        from robo.reports.html import write_html
+
+        assert output is not None
+        write_html(result, output)
+        click.echo(result.headline.text)
+        note(f"wrote {output}")
+        return None
+    if fmt == "pdf":
+        from robo.reports.pdf import write_pdf
+
+        assert output is not None
+        write_pdf(result, output, chromium=robo.settings.chromium)
+        click.echo(result.headline.text)
+        note(f"wrote {output}")
+        return None
+    if output is not None:
+        raise click.UsageError("a table goes to the terminal; use --format csv or json with -o")
+    return _print_table(result)
+
+
+def _check(db: Any, result: Any, fmt: str) -> None:
+    from robo.errors import ReportCheckFailed
+    from robo.reports.check import recompute
+
+    outcome = recompute(db, result)
+    if fmt == "json":
+        print_json({"ok": outcome.ok, "runs": outcome.runs, "items": outcome.items,
+                    "groups": outcome.groups, "problems": outcome.problems})  # fmt: skip
+        if not outcome.ok:
+            sys.exit(1)
+        return
+    if not outcome.ok:
+        raise ReportCheckFailed(outcome.text)
+    click.echo(outcome.text)
+
+
+COMMANDS: list[click.Command] = [report]

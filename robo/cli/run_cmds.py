@@ -1,8 +1,7 @@
-"""Commands that run processes and read the ledger: run, runs, run-show, report."""
+"""Commands that run processes and read the ledger: run, runs, run-show (reports: report_cmds)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -210,47 +209,4 @@ def run_show(obj: Any, run_id: int, as_json: bool) -> None:
             click.echo(f"  {reference}: {path}")
 
 
-def _date(value: str | None, option: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"'{value}' is not a date (YYYY-MM-DD)", param_hint=option
-        ) from None
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-
-
-@click.command()
-@click.option("--since", help="First day included (YYYY-MM-DD, UTC).")
-@click.option("--until", help="First day excluded (YYYY-MM-DD, UTC).")
-@json_option
-@click.pass_obj
-def report(obj: Any, since: str | None, until: str | None, as_json: bool) -> None:
-    """Hours of agent work saved, by process, summed from the ledger's item rows.
-
-    \b
-    Examples:
-      robo report
-      robo report --since 2026-10-01 --until 2026-11-01 --json
-    """
-    from robo.reports.hours import hours_by_process
-
-    rows = hours_by_process(obj.robo.db, _date(since, "--since"), _date(until, "--until"))
-    if as_json:
-        print_json([{**vars(r), "hours_saved": round(r.hours_saved, 4)} for r in rows])
-        return
-    if not rows:
-        note("no runs in this period; nothing saved yet")
-        return
-    total = sum(r.minutes_saved for r in rows)
-    table("Hours of agent work saved", ["process", "runs", "items", "ok", "business", "app", "hours saved"], [
-        *[(r.process_id, r.runs, r.items, r.succeeded, r.business_exceptions, r.application_exceptions,
-           hours(r.minutes_saved)) for r in rows],
-        ("total", sum(r.runs for r in rows), sum(r.items for r in rows), sum(r.succeeded for r in rows),
-         sum(r.business_exceptions for r in rows), sum(r.application_exceptions for r in rows), hours(total)),
-    ], right=["runs", "items", "ok", "business", "app", "hours saved"])  # fmt: skip
-
-
-COMMANDS = [run, runs, run_show, report]
+COMMANDS = [run, runs, run_show]

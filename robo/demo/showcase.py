@@ -1,4 +1,4 @@
-"""The demo: sample portal, sample processes, real runs, hours saved.
+"""The demo: sample portal, sample processes, real runs, hours saved, the HTML report.
 
 It never touches stored secrets: the portal password reaches the bots through
 the ROBO_SECRET_PORTAL_PASSWORD source of this process only.
@@ -17,6 +17,7 @@ from robo.errors import InputError
 from robo.loader import load_many
 from robo.registry import DeployResult
 from robo.reports.hours import ProcessHours, hours_by_process
+from robo.reports.report import Report
 from robo.runner.run import Progress, RunRequest, RunResult, run_process
 
 
@@ -26,6 +27,8 @@ class DemoResult:
     deployed: list[DeployResult]
     runs: list[RunResult]
     hours: list[ProcessHours]
+    report: Report
+    report_path: Path
 
 
 def run_demo(
@@ -59,4 +62,23 @@ def run_demo(
             version = robo.registry.active(pid)
             request = RunRequest(process_id=pid, params=params, trigger="demo")
             results.append(run_process(robo.run_environment(), version, request, progress(pid)))
-    return DemoResult(portal_url, deployed, results, hours_by_process(robo.db, since=since))
+    report, report_path = write_report(robo)
+    return DemoResult(
+        portal_url,
+        deployed,
+        results,
+        hours_by_process(robo.db, since=since),
+        report,
+        report_path,
+    )
+
+
+def write_report(robo: Robo) -> tuple[Report, Path]:
+    """The programme's report (whole ledger) as HTML under ROBO_HOME/reports/."""
+    from robo.reports.html import SERIES, write_html
+    from robo.reports.report import build_report
+
+    report = build_report(
+        robo.db, ("process",), fte_hours_per_year=robo.settings.fte_hours_per_year, series=SERIES
+    )
+    return report, write_html(report, robo.settings.home / "reports" / "demo-report.html")

@@ -1,15 +1,13 @@
-"""Hours saved by process: a sum over item rows plus the per-run savings."""
+"""Hours saved by process: the report grouped by process, in the shape older callers use."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import case, func, select
-
+from robo.reports.dimensions import dimensions
+from robo.reports.queries import Scope, aggregate
 from robo.storage.database import Database
-from robo.storage.models import ItemRow, RunRow
 
 
 @dataclass(frozen=True)
@@ -30,54 +28,17 @@ class ProcessHours:
 def hours_by_process(
     db: Database, since: dt.datetime | None = None, until: dt.datetime | None = None
 ) -> list[ProcessHours]:
-    """One row per process that ran in [since, until), by run start time."""
-
-    def window(query: Any) -> Any:
-        if since is not None:
-            query = query.where(RunRow.started_at >= since)
-        if until is not None:
-            query = query.where(RunRow.started_at < until)
-        return query
-
-    def count(status: str) -> Any:
-        return func.sum(case((ItemRow.status == status, 1), else_=0))
-
-    items_q = window(
-        select(
-            RunRow.process_id,
-            func.count(ItemRow.id),
-            count("success"),
-            count("business_exception"),
-            count("application_exception"),
-            func.coalesce(func.sum(ItemRow.minutes_saved), 0.0),
+    """One row per process that ran in [since, until), by run start time, most hours first."""
+    rows = aggregate(db, dimensions(["process"]), Scope(since=since, until=until))
+    return [
+        ProcessHours(
+            process_id=r.keys["process_id"],
+            runs=r.figures.runs,
+            items=r.figures.items,
+            succeeded=r.figures.succeeded,
+            business_exceptions=r.figures.business_exceptions,
+            application_exceptions=r.figures.application_exceptions,
+            minutes_saved=r.figures.minutes_saved,
         )
-        .join(ItemRow, ItemRow.run_id == RunRow.id)
-        .group_by(RunRow.process_id)
-    )
-    runs_q = window(
-        select(
-            RunRow.process_id, func.count(RunRow.id), func.sum(RunRow.run_minutes_saved)
-        ).group_by(RunRow.process_id)
-    )
-    with db.session() as session:
-        per_items = {row[0]: row[1:] for row in session.execute(items_q)}
-        per_runs = {row[0]: row[1:] for row in session.execute(runs_q)}
-    result = []
-    for process_id in sorted(per_runs):
-        runs, run_minutes = per_runs[process_id]
-        items, ok, business, application, item_minutes = per_items.get(
-            process_id, (0, 0, 0, 0, 0.0)
-        )
-        result.append(
-            ProcessHours(
-                process_id=process_id,
-                runs=runs,
-                items=items,
-                succeeded=ok or 0,
-                business_exceptions=business or 0,
-                application_exceptions=application or 0,
-                minutes_saved=float(item_minutes or 0) + float(run_minutes or 0),
-            )
-        )
-    result.sort(key=lambda r: (-r.minutes_saved, r.process_id))
-    return result
+        for r in rows
+    ]

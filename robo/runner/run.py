@@ -43,6 +43,8 @@ from robo.runner.watchdog import Deadline, Watchdog
 from robo.runner.workitems import Item, check_references, read_items, reference_of
 
 SETUP_ATTEMPTS_FLOOR = 1
+# How long one trace chunk may record successful items before it is cut and discarded.
+TRACE_WINDOW_SECONDS = 1.0
 
 
 class Progress(Protocol):
@@ -68,6 +70,7 @@ class RunRequest:
     scheduled_for: dt.datetime | None = None
     resumes_run_id: int | None = None
     worker: str = ""
+    uid: str | None = None  # set by executors so that a job delivered twice runs once
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class ProcessRun:
             read_items(self.definition.items, self.input_path) if self.input_path else None
         )
         self.counts = {"success": 0, "business_exception": 0, "application_exception": 0}
+        self._chunk: tuple[Any, float] | None = None  # (context, start) of the open trace chunk
 
     # --- preparation -----------------------------------------------------------------
 
@@ -210,6 +214,7 @@ class ProcessRun:
             scheduled_for=self.request.scheduled_for,
             resumes_run_id=self.request.resumes_run_id,
             worker=self.request.worker,
+            uid=self.request.uid,
         )
         self.run_id = run_id
         self.log = get_logger(
@@ -254,6 +259,7 @@ class ProcessRun:
         except Exception as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
+            self.watchdog.close()
             self.session.close()
             heartbeat.stop()
             ledger.finish_run(run_id, status, error)
@@ -373,17 +379,10 @@ class ProcessRun:
             if not self.session.alive:
                 self._open_context(restart=True)
             ctx = self._context(item, reference)
-            context = self.session.context
-            tracing = bool(
-                self.definition.evidence.trace_on_failure
-                and context is not None
-                and evidence.start_trace(context, reference)
-            )
+            tracing = self._trace_chunk(reference)
             try:
                 with self.watchdog.limit(self._remaining(self.definition.timeouts.item_seconds)):
                     self._call_bot(ctx)
-                if tracing and context is not None:
-                    evidence.discard_trace(context)
                 status, error_type, error, output = "success", None, None, ctx.output
                 break
             except BusinessException as exc:
@@ -430,6 +429,27 @@ class ProcessRun:
         log.info("item.done", status=status, attempts=attempt, minutes_saved=saved)
         self.progress.item_done(outcome, saved)
 
+    def _trace_chunk(self, title: str) -> bool:
+        """Make sure a trace chunk is recording; True if one is.
+
+        A chunk is cut (and discarded) at most every TRACE_WINDOW_SECONDS rather than
+        around every item: two driver round trips per item cost more than the 5%
+        overhead budget on fast items. A failed attempt saves the open chunk (its
+        own actions, plus at most the window's worth before it) and closes it, so
+        every failed attempt still gets its own trace and the next starts afresh.
+        """
+        context = self.session.context
+        if not self.definition.evidence.trace_on_failure or context is None:
+            return False
+        now = time.monotonic()
+        if self._chunk is not None and self._chunk[0] is context:
+            if now - self._chunk[1] < TRACE_WINDOW_SECONDS:
+                return True
+            evidence.discard_trace(context)
+        started = evidence.start_trace(context, title)
+        self._chunk = (context, now) if started else None
+        return started
+
     def _call_bot(self, ctx: BotContext) -> None:
         if self.process_fn is not None:
             self.process_fn(ctx)
@@ -465,6 +485,7 @@ class ProcessRun:
             if shot:
                 kept.append(str(shot))
         if tracing and self.session.context is not None:
+            self._chunk = None  # saved below (or lost with a dead context): the next attempt starts one
             trace = evidence.save_trace(
                 self.session.context, stem.with_suffix(".trace.zip"), self.env.redactor
             )

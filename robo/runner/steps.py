@@ -7,10 +7,11 @@ String values are Jinja2 templates rendered in a sandbox over ``item``,
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from robo.definition import (
@@ -47,11 +48,17 @@ class TemplateProblem(BusinessException):
     retrying cannot help, so the item goes to a human with the reason."""
 
 
+@lru_cache(maxsize=1024)
+def _compiled(template: str) -> Template:
+    """Compiling is most of the cost of rendering; the steps of a run reuse a few templates."""
+    return _env.from_string(template)
+
+
 def render(template: str, ctx: BotContext, **extra: Any) -> str:
     if "{" not in template:
         return template
     try:
-        return _env.from_string(template).render(
+        return _compiled(template).render(
             item=ctx.item, params=ctx.params, output=ctx.output, **extra
         )
     except TemplateError as exc:

@@ -24,7 +24,9 @@ class EffectiveSchedule:
         return ZoneInfo(self.timezone)
 
     def local(self, moment: dt.datetime) -> dt.datetime:
-        return moment.astimezone(self.zone)
+        # Via UTC: a wall time in the spring DST gap (02:30 on the change day, as the
+        # cron trigger returns it) becomes the instant's real local time (03:30).
+        return moment.astimezone(dt.UTC).astimezone(self.zone)
 
     def skip_reason(self, moment: dt.datetime) -> str | None:
         """Why a fire at ``moment`` must not run, or None if it may."""

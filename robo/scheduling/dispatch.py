@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from apscheduler.executors.base import BaseExecutor
 
@@ -18,7 +18,7 @@ from robo.clock import utcnow
 from robo.logging import get_logger
 from robo.scheduling.calendar import EffectiveSchedule
 from robo.scheduling.decisions import Decision, DecisionLog
-from robo.scheduling.executor import RunJob
+from robo.scheduling.executors.base import Executor, RunJob
 from robo.scheduling.triggers import is_cron
 
 # A fire is "on time" within this lateness even under the 'skip' policy: the
@@ -27,13 +27,6 @@ ON_TIME = dt.timedelta(seconds=60)
 # How far apart two fires of one cron trigger at the same local wall time can be:
 # the autumn DST change repeats one hour.
 DST_REPEAT = dt.timedelta(hours=3)
-
-
-class Executor(Protocol):
-    def submit(self, jobs: list[RunJob]) -> Any:
-        """Run these jobs one after another (a batch of catch-up runs never overlaps)."""
-
-    def busy(self, process_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +98,7 @@ class Dispatcher:
                 verdicts.append(
                     (
                         at,
-                        f"missed while no scheduler ran; coalesced into the run due {keep[-1]:%Y-%m-%d %H:%M} UTC (missed: run_once)",
+                        f"missed while no scheduler ran; coalesced into the run due {keep[-1].astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC (missed: run_once)",
                     )
                 )
             elif policy == "skip":
@@ -130,8 +123,9 @@ class Dispatcher:
         if not (0 <= entry_index < len(entries)) or not is_cron(entries[entry_index]):
             return None
         local = schedule.local(at)
+        moment = at.astimezone(dt.UTC)  # local arithmetic would drop `fold`: go back an hour
         for other in self.decisions.decided_between(
-            schedule.process_id, trigger_key, at - DST_REPEAT, at - dt.timedelta(seconds=1)
+            schedule.process_id, trigger_key, moment - DST_REPEAT, moment - dt.timedelta(seconds=1)
         ):
             if schedule.local(other).replace(tzinfo=None) == local.replace(tzinfo=None):
                 return (

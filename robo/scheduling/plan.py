@@ -38,10 +38,12 @@ def upcoming(
             nxt = trigger.get_next_fire_time(previous, moment)
             if nxt is None or nxt > horizon:
                 break
-            previous, moment = nxt, nxt + dt.timedelta(microseconds=1)
+            # Step on in UTC: local arithmetic drops `fold`, and would go back an hour
+            # (forever) from the second 02:30 of the autumn DST change.
+            previous, moment = nxt, nxt.astimezone(dt.UTC) + dt.timedelta(microseconds=1)
             local = schedule.local(nxt)
             wall = local.replace(tzinfo=None)
-            if is_cron(entry) and wall in seen_wall:
+            if is_cron(entry) and (wall in seen_wall or _repeated(local)):
                 continue
             seen_wall.add(wall)
             fires.append(
@@ -52,6 +54,11 @@ def upcoming(
             produced += 1
     fires.sort(key=lambda f: f.at_utc)
     return fires[:count]
+
+
+def _repeated(local: dt.datetime) -> bool:
+    """The second occurrence of a wall time the autumn DST change brings round twice."""
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
 def next_run(

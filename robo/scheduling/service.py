@@ -10,6 +10,7 @@ down cleanly.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import socket
 import threading
 import time
@@ -24,8 +25,9 @@ from robo.errors import RoboError
 from robo.logging import get_logger
 from robo.scheduling.calendar import EffectiveSchedule
 from robo.scheduling.decisions import DecisionLog
-from robo.scheduling.dispatch import Dispatcher, DispatchExecutor, Executor
-from robo.scheduling.executor import LocalExecutor, RunJob
+from robo.scheduling.dispatch import Dispatcher, DispatchExecutor
+from robo.scheduling.executors import make_executor
+from robo.scheduling.executors.base import Executor, RunJob
 from robo.scheduling.lock import LeaderLock, new_owner_id
 from robo.scheduling.triggers import build_trigger, describe, trigger_key
 
@@ -43,6 +45,10 @@ class SchedulerLockLost(RoboError):
     """This scheduler lost its lease (another took over, or the database was unreachable)."""
 
     exit_code = 4
+
+
+def recovery_uid(uid: str) -> str:
+    return hashlib.sha256(f"recovery:{uid}".encode()).hexdigest()[:32]
 
 
 def effective_schedule(robo: Robo, process_id: str) -> EffectiveSchedule | None:
@@ -82,9 +88,7 @@ class SchedulerService:
         self.sync_seconds = sync_seconds
         self.recovery_seconds = recovery_seconds
         self.clock = clock
-        self.executor: Executor = executor or LocalExecutor(
-            robo.settings.model_dump(mode="json"), robo.settings.bot_slots
-        )
+        self.executor: Executor = executor or make_executor(robo.settings, robo)
         self.decisions = DecisionLog(robo.db, self.owner)
         self._schedules: dict[str, EffectiveSchedule | None] = {}
         self.dispatcher = Dispatcher(
@@ -140,8 +144,13 @@ class SchedulerService:
             job_defaults={"coalesce": False, "max_instances": 1, "misfire_grace_time": None},
             timezone=dt.UTC,
         )
-        self.sync_jobs(force=True)  # before start: missed fires are judged with current schedules
-        self.aps.start()
+        # Started paused: only a started scheduler sees the jobs already in its store, which
+        # sync_jobs must leave alone (re-adding one resets its next run time, losing the
+        # fires missed while no scheduler ran). Synced before any job is processed, so
+        # missed fires are judged with current schedules.
+        self.aps.start(paused=True)
+        self.sync_jobs(force=True)
+        self.aps.resume()
         self.recover()
 
     def sync_jobs(self, force: bool = False) -> tuple[int, int]:
@@ -207,7 +216,7 @@ class SchedulerService:
 
     def _retry_remaining(self, run: Any) -> bool:
         """Only scheduled work is resumed automatically (a paused schedule still finishes it)."""
-        if run.trigger not in ("schedule", "recovery"):
+        if run.trigger not in ("schedule", "recovery", "submit"):
             return False
         if run.items_total is not None and (
             run.succeeded + run.business_exceptions + run.application_exceptions >= run.items_total

@@ -55,6 +55,16 @@ def test_the_demo_runs_every_sample_and_reports_the_hours_it_saved(tmp_path: Pat
     total = float(summary.group(1).replace(",", ""))
     assert total > 0
     assert (home / "robo.db").is_file()  # SQLite in ROBO_HOME, not in the working directory
+    headline = re.search(
+        r"^5 processes in production, [\d,]+ hours saved since go-live \(\d{4}-\d{2}-\d{2}\), "
+        r"across 1 region\.$",
+        out,
+        re.MULTILINE,
+    )
+    assert headline, out
+    html = home / "reports" / "demo-report.html"
+    assert f"HTML report (charts, opens offline): {html}" in out
+    assert headline.group(0) in html.read_text(encoding="utf-8")
 
     report = robo(home, tmp_path, "report", "--json")
     assert report.returncode == 0, report.stderr

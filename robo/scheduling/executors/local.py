@@ -7,26 +7,19 @@ later found abandoned, rather than running on unseen.
 
 from __future__ import annotations
 
-import datetime as dt
 import multiprocessing
 import signal
+import socket
 import sys
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from robo.logging import get_logger
+from robo.scheduling.executors.base import RunJob, execute_job
 
 PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class RunJob:
-    process_id: str
-    trigger: str
-    scheduled_for: str | None = None
-    resumes_run_id: int | None = None
 
 
 _running = threading.Event()  # in a pool process: a run is in progress
@@ -56,30 +49,11 @@ def _child_init() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def execute_job(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a pool process: open the installation and run the active version."""
-    from robo.app import Robo
-    from robo.logging import configure
-    from robo.runner.run import RunRequest, run_process
-    from robo.settings import Settings
-
+def _execute(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     _running.set()
-    config = Settings(**settings)
-    robo = Robo(config)
-    configure(config.log_level, config.log_format, robo.redactor)
     try:
-        version = robo.registry.active(job["process_id"])
-        scheduled = job.get("scheduled_for")
-        request = RunRequest(
-            process_id=job["process_id"],
-            trigger=job["trigger"],
-            scheduled_for=dt.datetime.fromisoformat(scheduled) if scheduled else None,
-            resumes_run_id=job.get("resumes_run_id"),
-        )
-        result = run_process(robo.run_environment(), version, request)
-        return {"run_id": result.run_id, "status": result.status}
+        return execute_job(job, settings, worker=f"local:{socket.gethostname()}")
     finally:
-        robo.close()
         _running.clear()
 
 
@@ -111,7 +85,7 @@ class LocalExecutor:
     def _start(self, jobs: list[RunJob]) -> None:
         job, rest = jobs[0], jobs[1:]
         try:
-            future = self._pool.submit(execute_job, asdict(job), self.settings)
+            future = self._pool.submit(_execute, asdict(job), self.settings)
         except RuntimeError:  # the pool is shutting down: these runs never start
             with self._lock:
                 self._pending[job.process_id] -= len(jobs)

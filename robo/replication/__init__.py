@@ -1,0 +1,1 @@
+"""Replication between regions: bundles, signatures, overlays, catalogue, metrics."""

@@ -1,0 +1,115 @@
+"""The headline, the way programmes report themselves.
+
+"13 processes in production, 1,119 hours saved since go-live (2025-03-04),
+across 3 regions."
+
+- a process is *in production* in the scope when at least one of its items
+  succeeded there (a process that only ever failed, or only ran empty, is not);
+- a region counts when at least one item succeeded there;
+- *go-live* is the start of the first run in the scope;
+- the hours are the scope's hours saved (all of them, not only in production).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from robo.reports.dimensions import DIMENSIONS
+from robo.reports.figures import FTE_HOURS_PER_YEAR, Figures, Row
+from robo.reports.queries import Scope, aggregate, as_utc, figure_columns, figures, per_run
+from robo.storage.database import Database
+from robo.storage.models import RunRow
+
+TOP = 5
+
+
+@dataclass(frozen=True)
+class Headline:
+    processes: int
+    regions: int
+    go_live: dt.datetime | None
+    last_run: dt.datetime | None
+    totals: Figures
+    top: list[Row]
+    scope: Scope
+    fte_hours_per_year: float = FTE_HOURS_PER_YEAR
+
+    @property
+    def text(self) -> str:
+        hours = f"{self.totals.hours_saved:,.0f}"
+        if self.go_live is None:
+            return "No runs yet: nothing saved so far."
+        if self.scope.since is None and self.scope.until is None:
+            when = f"since go-live ({self.go_live.date().isoformat()})"
+        elif self.scope.label:
+            when = f"in {self.scope.label}"
+        else:
+            start = (self.scope.since or self.go_live).date().isoformat()
+            when = f"from {start}" + (
+                f" to before {self.scope.until.date().isoformat()}" if self.scope.until else ""
+            )
+        return (
+            f"{_plural(self.processes, 'process', 'processes')} in production, "
+            f"{hours} hours saved {when}, across {_plural(self.regions, 'region', 'regions')}."
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "processes_in_production": self.processes,
+            "regions": self.regions,
+            "go_live": self.go_live.isoformat(timespec="seconds") if self.go_live else None,
+            "last_run": self.last_run.isoformat(timespec="seconds") if self.last_run else None,
+            "scope": self.scope.describe(),
+            "fte_hours_per_year": self.fte_hours_per_year,
+            "totals": self.totals.as_dict(self.fte_hours_per_year),
+            "top_processes": [r.as_dict(self.fte_hours_per_year) for r in self.top],
+        }
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def headline(
+    db: Database,
+    scope: Scope,
+    *,
+    fte_hours_per_year: float = FTE_HOURS_PER_YEAR,
+    by_process: list[Row] | None = None,
+    top: int = TOP,
+) -> Headline:
+    """Count, sum and rank in SQL; ``by_process`` reuses rows already aggregated."""
+    pr = per_run(scope)
+    productive = func.coalesce(pr.c.succeeded, 0) > 0
+    query = (
+        select(
+            func.count(func.distinct(case((productive, RunRow.process_id)))),
+            func.count(func.distinct(case((productive, RunRow.region)))),
+            func.min(RunRow.started_at),
+            func.max(RunRow.started_at),
+            *figure_columns(pr),
+        )
+        .select_from(RunRow)
+        .outerjoin(pr, pr.c.run_id == RunRow.id)
+        .where(*scope.conditions())
+    )
+    with db.session() as session:
+        values = session.execute(query).one()
+    if by_process is None:
+        by_process = aggregate(db, (DIMENSIONS["process"],), scope)
+    ranked = sorted(by_process, key=lambda r: (-r.figures.minutes_saved, r.keys["process_id"]))
+    return Headline(
+        processes=int(values[0]),
+        regions=int(values[1]),
+        go_live=as_utc(values[2]),
+        last_run=as_utc(values[3]),
+        totals=figures(values[4:]),
+        top=[r for r in ranked if r.figures.minutes_saved > 0][:top],
+        scope=scope,
+        fte_hours_per_year=fte_hours_per_year,
+    )

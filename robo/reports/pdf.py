@@ -1,0 +1,69 @@
+"""The PDF report: the HTML report printed by the Chromium robo already drives.
+
+Chromium only prints to PDF headless. Network requests are refused while
+printing: the HTML is self-contained, so a request would be a bug.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from robo.errors import ReportError
+from robo.reports.html import render_html
+from robo.reports.report import Report
+
+
+def html_to_pdf(html_path: Path, pdf_path: Path, *, chromium: str = "") -> Path:
+    """Print a local HTML file to an A4 PDF with headless Chromium."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    from robo.runner.browser import find_chromium, launch_args
+
+    executable = find_chromium(chromium)
+    requested: list[str] = []
+
+    def refuse_network(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("file:", "data:", "about:")):
+            route.continue_()
+        else:
+            requested.append(url)
+            route.abort()
+
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=executable, args=launch_args(), headless=True
+            )
+            try:
+                page = browser.new_page()
+                page.route("**/*", refuse_network)
+                page.goto(html_path.resolve().as_uri(), wait_until="load")
+                page.emulate_media(media="print")
+                page.pdf(
+                    path=str(pdf_path),
+                    format="A4",
+                    print_background=True,
+                    margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"},
+                )
+            finally:
+                browser.close()
+    except PlaywrightError as exc:
+        raise ReportError(
+            f"cannot print the PDF with Chromium ({exc.message.splitlines()[0]}); "
+            "check ROBO_CHROMIUM, or write --format html and print it yourself"
+        ) from None
+    if requested:
+        raise ReportError(f"the HTML report asked for network resources: {', '.join(requested)}")
+    return pdf_path
+
+
+def write_pdf(report: Report, path: Path, *, chromium: str = "") -> Path:
+    with tempfile.TemporaryDirectory(prefix="robo-report-") as folder:
+        html_path = Path(folder) / "report.html"
+        html_path.write_text(render_html(report), encoding="utf-8")
+        return html_to_pdf(html_path, path, chromium=chromium)

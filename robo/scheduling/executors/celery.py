@@ -1,0 +1,180 @@
+"""The Celery executor: runs go through a broker (Redis or RabbitMQ) to `robo worker`s.
+
+Delivery is at least once (late acknowledgement; a task a dead worker held is
+redelivered) and a job runs at most once: its uid becomes the run's unique
+uid, so a second delivery finds the run and stops. What a dead worker's run
+left undone is resumed by the scheduler's crash recovery, item by item.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from robo.errors import ConfigurationError
+from robo.logging import get_logger
+from robo.scheduling.executors.base import RunJob, execute_job
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from robo.app import Robo
+    from robo.settings import Settings
+
+TASK = "robo.run"
+PR_SET_PDEATHSIG = 1
+
+_worker: dict[str, Any] = {}  # in a worker: its settings and id, inherited by pool processes
+
+
+def celery_app(settings: Settings) -> Celery:
+    from celery import Celery
+
+    if not settings.broker_url:
+        raise ConfigurationError(
+            "executor 'celery' needs a broker: set ROBO_BROKER_URL "
+            "(e.g. redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//)"
+        )
+    app = Celery("robo", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,  # a task is acknowledged when its run has ended
+        task_reject_on_worker_lost=True,  # ... and requeued if its worker process dies
+        worker_prefetch_multiplier=1,  # a worker holds no more runs than it has slots
+        worker_max_tasks_per_child=1,  # a fresh process (and browser) for every run
+        task_default_queue=settings.broker_queue,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    app.task(name=TASK, acks_late=True)(run_task)
+    return app
+
+
+def run_task(job: dict[str, Any]) -> dict[str, Any]:
+    """The Celery task, in a worker's pool process."""
+    if not _worker:
+        raise ConfigurationError("robo tasks run only in `robo worker`")
+    return execute_job(job, _worker["settings"], worker=_worker["id"])
+
+
+def check_timeouts(settings: Settings, longest_run_seconds: float, longest_process: str) -> None:
+    """Refuse settings under which the broker would redeliver runs still in progress,
+    or under which a live run could be taken for a dead one."""
+    problems = []
+    if settings.broker_url.startswith(("redis", "rediss")) and (
+        settings.broker_visibility_timeout <= longest_run_seconds
+    ):
+        problems.append(
+            f"ROBO_BROKER_VISIBILITY_TIMEOUT ({settings.broker_visibility_timeout:g} s) must exceed "
+            f"the longest run timeout ({longest_run_seconds:g} s, process {longest_process}): "
+            "Redis would otherwise hand a run still in progress to a second worker"
+        )
+    if settings.abandon_after_seconds <= 2 * settings.heartbeat_seconds:
+        problems.append(
+            f"ROBO_ABANDON_AFTER_SECONDS ({settings.abandon_after_seconds:g}) must exceed twice "
+            f"ROBO_HEARTBEAT_SECONDS ({settings.heartbeat_seconds:g}): live runs would be abandoned"
+        )
+    if problems:
+        raise ConfigurationError("inconsistent timeouts:\n  " + "\n  ".join(problems))
+
+
+def longest_run(robo: Robo) -> tuple[float, str]:
+    longest, name = 0.0, "-"
+    for process_id in robo.registry.process_ids():
+        try:
+            seconds = robo.registry.active(process_id).definition.timeouts.run_seconds
+        except Exception:
+            continue
+        if seconds > longest:
+            longest, name = seconds, process_id
+    return longest, name
+
+
+class CeleryExecutor:
+    def __init__(self, settings: Settings, robo: Robo | None = None) -> None:
+        self.settings = settings
+        self.app = celery_app(settings)
+        self._robo = robo
+        self._sent: dict[str, list[str]] = {}  # process id -> job uids not yet seen finished
+        self._lock = threading.Lock()
+        self.log = get_logger(component="celery-executor")
+
+    def submit(self, jobs: list[RunJob]) -> None:
+        """Enqueue; several jobs of one process form a chain, so they never overlap."""
+        from celery import chain
+
+        if not jobs:
+            return
+        signatures = [
+            self.app.signature(TASK, kwargs={"job": asdict(job)}, immutable=True) for job in jobs
+        ]
+        (signatures[0] if len(signatures) == 1 else chain(*signatures)).apply_async()
+        with self._lock:
+            self._sent.setdefault(jobs[0].process_id, []).extend(job.uid for job in jobs)
+
+    def busy(self, process_id: str) -> bool:
+        if self._robo is None:
+            return False
+        with self._lock:
+            uids = list(self._sent.get(process_id, []))
+        pending = []
+        for uid in uids:
+            run = self._robo.ledger.find_run(uid)
+            if run is None or run.status == "running":
+                pending.append(uid)
+        with self._lock:
+            self._sent[process_id] = pending
+        return bool(pending)
+
+    def shutdown(self, drain_seconds: float = 60) -> None:
+        """Runs belong to the workers; the scheduler only lets go of its connection."""
+        self.app.close()
+
+
+def _die_with_parent(**_kwargs: Any) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run_worker(robo: Robo, slots: int, name: str | None = None) -> None:
+    """`robo worker`: consume runs with ``slots`` pool processes until stopped."""
+    from celery.signals import worker_process_init
+
+    from robo.scheduling.workers import WorkerHeartbeat
+
+    settings = robo.settings
+    check_timeouts(settings, *longest_run(robo))
+    worker_id = name or f"{socket.gethostname()}:{os.getpid()}"
+    _worker.update(settings=settings.model_dump(mode="json"), id=worker_id)
+    app = celery_app(settings)
+    worker_process_init.connect(_die_with_parent, weak=False)
+    heartbeat = WorkerHeartbeat(robo, worker_id, slots)
+    heartbeat.start()
+    try:
+        worker = app.Worker(
+            hostname=f"robo@{worker_id}",
+            queues=[settings.broker_queue],
+            concurrency=slots,
+            pool="prefork",
+            loglevel="WARNING",
+            quiet=True,
+            without_mingle=True,
+            without_gossip=True,
+        )
+        worker.start()
+        if worker.exitcode:
+            raise ConfigurationError(f"the Celery worker stopped with exit code {worker.exitcode}")
+    finally:
+        heartbeat.stop()

@@ -1,0 +1,223 @@
+"""A varied ledger written through the real Ledger API, and its facts kept aside.
+
+The facts let report tests compute every expected total on their own, from the
+baselines and outcomes generated here, never from what robo summed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import robo.ledger
+from robo.definition import Baseline
+from robo.ledger import ItemOutcome, ItemStatus, Ledger
+from robo.reports.periods import month_label, quarter_label, week_label, year_label
+from robo.storage.database import Database
+from robo.storage.models import VersionRow
+
+BASELINE_A = Baseline(
+    manual_minutes_per_item=30,
+    residual_minutes_per_item=5,
+    manual_minutes_per_run=5,
+    measured_by="Bureau du séjour",
+    measured_on=dt.date(2026, 1, 15),
+)
+BASELINE_B = Baseline(
+    manual_minutes_per_item=22,
+    residual_minutes_per_item=4,
+    manual_minutes_per_run=0,
+    measured_by="Mission d'audit",
+    measured_on=dt.date(2026, 10, 10),
+)
+BASELINE_C = Baseline(
+    manual_minutes_per_item=12.5,
+    residual_minutes_per_item=0,
+    manual_minutes_per_run=15,
+    measured_by="Plateforme RH",
+    measured_on=dt.date(2026, 5, 2),
+)
+CHANGE = dt.datetime(2026, 10, 15, tzinfo=dt.UTC)
+"""residence-permit switches from baseline A (1.0.0) to B (1.1.0) on this day."""
+
+# process, application, region, origin region (None: built here)
+PROCESSES = [
+    ("residence-permit", "anef", "occitanie", None),
+    ("residence-permit", "anef", "guyane", "occitanie"),
+    ("hr-claims", "renoirh", "occitanie", None),
+    ("hr-claims", "renoirh", "ile-de-france", "occitanie"),
+    ("invoice-check", "chorus", "ile-de-france", None),
+]
+
+
+@dataclass
+class RunFact:
+    process_id: str
+    application: str
+    region: str
+    origin: str
+    version: str
+    baseline: Baseline
+    started_at: dt.datetime
+    status: str | None  # None: still running
+    items: list[tuple[str, int, float]] = field(default_factory=list)  # status, attempts, secs
+
+    def labels(self) -> dict[str, str]:
+        return {
+            "process_id": self.process_id,
+            "region": self.region,
+            "application": self.application,
+            "origin_region": self.origin,
+            "month": month_label(self.started_at),
+            "week": week_label(self.started_at),
+            "quarter": quarter_label(self.started_at),
+            "year": year_label(self.started_at),
+        }
+
+    def count(self, status: str) -> int:
+        return sum(1 for s, _, _ in self.items if s == status)
+
+    def expected(self) -> dict[str, float]:
+        """This run's figures, from the baseline and outcomes generated (not from robo)."""
+        b = self.baseline
+        ok = self.count("success")
+        business = self.count("business_exception")
+        application = self.count("application_exception")
+        per_run = b.manual_minutes_per_run if ok and self.status is not None else 0.0
+        minutes = ok * (b.manual_minutes_per_item - b.residual_minutes_per_item) + per_run
+        return {
+            "runs": 1,
+            "items": len(self.items),
+            "succeeded": ok,
+            "business_exceptions": business,
+            "application_exceptions": application,
+            "minutes_saved": minutes,
+            "robot_seconds": sum(secs for _, _, secs in self.items),
+            "human_minutes": ok * b.residual_minutes_per_item
+            + (business + application) * b.manual_minutes_per_item,
+        }
+
+
+def expected_totals(
+    facts: list[RunFact], keys: tuple[str, ...], only: Any = None
+) -> dict[tuple[str, ...], dict[str, float]]:
+    """Sum the facts per group, in plain Python."""
+    groups: dict[tuple[str, ...], dict[str, float]] = {}
+    for fact in facts:
+        if only is not None and not only(fact):
+            continue
+        labels = fact.labels()
+        group = groups.setdefault(tuple(labels[k] for k in keys), {})
+        for name, value in fact.expected().items():
+            group[name] = group.get(name, 0) + value
+    return groups
+
+
+def _version_id(db: Database, seed: int) -> int:
+    """A version row for the runs' foreign key (the report never reads it)."""
+    with db.session() as session:
+        row = VersionRow(
+            process_id="any",
+            version=f"factory-{seed}",
+            content_hash="0" * 64,
+            definition={},
+            definition_text="",
+            deployed_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def build_ledger(
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    seed: int = 7,
+    runs: int = 120,
+    start: dt.datetime = dt.datetime(2026, 8, 20, tzinfo=dt.UTC),
+    days: int = 150,
+    baselines: dict[str, tuple[str, Baseline]] | None = None,
+    edge_cases: bool = True,
+) -> list[RunFact]:
+    """Runs spread over ``days``: exceptions, retries, abandoned, empty and unfinished
+    runs, several regions, and a baseline change mid-period."""
+    rng = random.Random(seed)
+    ledger = Ledger(db)
+    version_id = _version_id(db, seed)
+    clock: dict[str, dt.datetime] = {"now": start}
+    monkeypatch.setattr(robo.ledger, "utcnow", lambda: clock["now"])
+    facts: list[RunFact] = []
+    for n in range(runs):
+        process_id, application, region, origin = rng.choice(PROCESSES)
+        started = start + dt.timedelta(minutes=rng.randrange(days * 24 * 60))
+        if edge_cases and n == 0:  # just before midnight UTC on the last day of a month and quarter
+            started = dt.datetime(2026, 9, 30, 23, 50, tzinfo=dt.UTC)
+        if edge_cases and n == 1:  # 1 January 2027 is in ISO week 2026-W53
+            started = dt.datetime(2027, 1, 1, 10, 0, tzinfo=dt.UTC)
+        if process_id == "residence-permit":
+            version, baseline = ("1.0.0", BASELINE_A) if started < CHANGE else ("1.1.0", BASELINE_B)
+        elif process_id == "hr-claims":
+            version, baseline = "2.0.0", BASELINE_C
+        else:
+            version, baseline = "1.0.0", BASELINE_B
+        if baselines and process_id in baselines:
+            version, baseline = baselines[process_id]
+        roll = rng.random()
+        status = (
+            "abandoned"
+            if roll < 0.08
+            else None
+            if roll < 0.12
+            else "failed"
+            if roll < 0.17
+            else "completed"
+        )
+        fact = RunFact(
+            process_id, application, region, origin or region, version, baseline, started, status
+        )
+        clock["now"] = started
+        run_id = ledger.start_run(
+            process_id=process_id,
+            version_id=version_id,
+            version=version,
+            baseline=baseline,
+            region=region,
+            parameters={},
+            application=application,
+            origin_region=origin,
+            trigger="schedule",
+        )
+        count = 0 if rng.random() < 0.06 else rng.randrange(1, 15)
+        moment = started
+        for position in range(count):
+            item_status: ItemStatus = rng.choices(
+                ["success", "business_exception", "application_exception"], [0.75, 0.15, 0.10]
+            )[0]
+            attempts = rng.choice([1, 1, 1, 2, 3]) if item_status != "business_exception" else 1
+            seconds = round(rng.uniform(2, 90), 3)
+            finished = moment + dt.timedelta(seconds=seconds)
+            ledger.record_item(
+                run_id,
+                ItemOutcome(
+                    position=position,
+                    reference=f"R{n}-{position}",
+                    status=item_status,
+                    attempts=attempts,
+                    started_at=moment,
+                    finished_at=finished,
+                    error_type=None if item_status == "success" else "Boom",
+                    error=None if item_status == "success" else "it failed",
+                ),
+            )
+            fact.items.append((item_status, attempts, seconds))
+            moment = finished
+        if status is not None:
+            clock["now"] = moment + dt.timedelta(seconds=rng.randrange(5, 600))
+            ledger.finish_run(run_id, status)  # type: ignore[arg-type]
+        facts.append(fact)
+    return facts
