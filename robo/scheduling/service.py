@@ -209,13 +209,20 @@ class SchedulerService:
                     run.process_id, f"recovery-of-{run.id}", self.clock(), "fired",
                     f"retrying the items run {run.id} left undone (on_abandoned: retry_remaining)",
                 )  # fmt: skip
-                self.executor.submit(
-                    [RunJob(run.process_id, "recovery", None, resumes_run_id=run.id)]
+                # A fixed uid: a recovery submitted twice (two schedulers, a retry) runs once.
+                job = RunJob(
+                    run.process_id,
+                    "recovery",
+                    None,
+                    resumes_run_id=run.id,
+                    uid=recovery_uid(run.uid),
                 )
+                self.executor.submit([job])
         return [run.id for run in abandoned]
 
     def _retry_remaining(self, run: Any) -> bool:
-        """Only scheduled work is resumed automatically (a paused schedule still finishes it)."""
+        """Work handed to an executor (scheduled or submitted) is resumed automatically,
+        unless the schedule says `on_abandoned: leave`; a paused schedule still finishes it."""
         if run.trigger not in ("schedule", "recovery", "submit"):
             return False
         if run.items_total is not None and (
@@ -227,7 +234,8 @@ class SchedulerService:
         except RoboError:
             return False
         schedule = version.definition.schedule
-        return bool(version.enabled and schedule and schedule.on_abandoned == "retry_remaining")
+        policy = schedule.on_abandoned if schedule else "retry_remaining"
+        return version.enabled and policy == "retry_remaining"
 
     # --- the service loop ------------------------------------------------------------------------
 
