@@ -152,7 +152,10 @@ class ItemRow(Base):
     """One work item of a run: its outcome and the minutes it saved."""
 
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("run_id", "reference", name="uq_item_reference"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "reference", name="uq_item_reference"),
+        Index("ix_items_run_cover", "run_id", "status", "minutes_saved", "duration_seconds"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
