@@ -53,7 +53,6 @@ def upgrade() -> None:
             ["active_version_id"],
             ["process_versions.id"],
             name="fk_processes_active_version",
-            use_alter=True,
         ),
         sa.PrimaryKeyConstraint("id"),
     )
