@@ -27,6 +27,7 @@ from robo.replication.bundles import bundle_name, export_bundle, import_bundle
 from robo.replication.catalogue import replicas, upgrade
 from robo.replication.metrics import export_metrics, import_metrics
 from robo.replication.overlays import apply_overlays
+from robo.reports.report import build_report
 from robo.runner.run import RunRequest, RunResult, run_process
 from robo.storage.database import Database
 from robo.storage.models import ItemRow, RunRow
@@ -214,6 +215,17 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
         "occitanie": occitanie_minutes + idf_minutes - 2 * (10 - 2) + guyane_minutes,
         "ile-de-france": 2 * (10 - 2),
     }
+    # `robo report --by region --by origin` at national level says the same.
+    report = build_report(national.db, by=["region", "origin"])
+    by_pair = {(r.keys["region"], r.keys["origin"]): r.figures.minutes_saved for r in report.rows}
+    assert by_pair == pytest.approx(
+        {
+            ("occitanie", "occitanie"): occitanie_minutes,
+            ("ile-de-france", "occitanie"): idf_minutes - 2 * (10 - 2),
+            ("ile-de-france", "ile-de-france"): 2 * (10 - 2),
+            ("guyane", "occitanie"): guyane_minutes,
+        }
+    )
     for region in (occitanie, idf, guyane):  # the national figures are the regions' figures
         name = region.settings.region
         assert totals(region.db, "region") == {name: totals(national.db, "region")[name]}
