@@ -20,17 +20,14 @@ class Check:
 
 
 def _database(robo: Robo) -> Check:
-    from robo.storage.database import Database, current_revision, head_revision
+    from robo.storage.database import current_revision, head_revision
 
     url = robo.settings.effective_database_url
     try:
-        database = Database(url, migrate=False)
-        try:
-            found = current_revision(database.engine)
-        finally:
-            database.close()
+        database = robo.db  # opening migrates a database that is behind, as every command does
+        found = current_revision(database.engine)
     except Exception as exc:
-        return Check("database", "problem", f"cannot connect to {url}: {exc}")
+        return Check("database", "problem", f"cannot open {url}: {str(exc).splitlines()[0]}")
     head = head_revision()
     if found != head:
         return Check(
@@ -38,7 +35,7 @@ def _database(robo: Robo) -> Check:
             "problem",
             f"schema at {found or 'nothing'}, robo needs {head}: run `robo db upgrade`",
         )
-    return Check("database", "ok", f"{database.safe_url} at schema {found}")
+    return Check("database", "ok", f"{database.safe_url} at schema {found} (newest)")
 
 
 def _chromium(robo: Robo) -> Check:
