@@ -78,6 +78,19 @@ class DecisionLog:
                 )
             )
 
+    def fired_since(self, since: dt.datetime) -> list[ScheduleEventRow]:
+        with self.db.session() as session:
+            return list(
+                session.scalars(
+                    select(ScheduleEventRow)
+                    .where(
+                        ScheduleEventRow.decision == "fired",
+                        ScheduleEventRow.scheduled_for >= since,
+                    )
+                    .order_by(ScheduleEventRow.scheduled_for)
+                )
+            )
+
     def events(
         self, process_id: str | None = None, since: dt.datetime | None = None, limit: int = 50
     ) -> list[ScheduleEvent]:

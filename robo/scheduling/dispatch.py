@@ -8,6 +8,7 @@ the calendar, the run window and the overlap rule decide each one.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +75,14 @@ class Dispatcher:
                 continue
             outcome = self._record(process_id, trigger_key, at, "fired", "")
             if outcome.decision == "fired":
-                fired.append(RunJob(process_id, "schedule", at.isoformat()))
+                fired.append(
+                    RunJob(
+                        process_id,
+                        "schedule",
+                        at.isoformat(),
+                        uid=fire_uid(process_id, trigger_key, at),
+                    )
+                )
             outcomes.append(outcome)
         if fired:
             self.executor.submit(fired)
@@ -150,6 +158,12 @@ class Dispatcher:
             f"schedule.{decision}", process=process_id, scheduled_for=at.isoformat(), reason=reason
         )
         return Outcome(at, decision, reason)
+
+
+def fire_uid(process_id: str, trigger_key: str, at: dt.datetime) -> str:
+    """The run uid of one fire: the same fire can never start two runs."""
+    key = f"{process_id}|{trigger_key}|{at.astimezone(dt.UTC).isoformat()}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _minutes(delta: dt.timedelta) -> str:

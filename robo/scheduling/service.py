@@ -25,7 +25,7 @@ from robo.errors import RoboError
 from robo.logging import get_logger
 from robo.scheduling.calendar import EffectiveSchedule
 from robo.scheduling.decisions import DecisionLog
-from robo.scheduling.dispatch import Dispatcher, DispatchExecutor
+from robo.scheduling.dispatch import Dispatcher, DispatchExecutor, fire_uid
 from robo.scheduling.executors import make_executor
 from robo.scheduling.executors.base import Executor, RunJob
 from robo.scheduling.lock import LeaderLock, new_owner_id
@@ -150,8 +150,9 @@ class SchedulerService:
         # missed fires are judged with current schedules.
         self.aps.start(paused=True)
         self.sync_jobs(force=True)
-        self.aps.resume()
         self.recover()
+        self.resubmit_lost_fires()
+        self.aps.resume()
 
     def sync_jobs(self, force: bool = False) -> tuple[int, int]:
         """Make the job store match the registry; returns (added, removed).
@@ -219,6 +220,28 @@ class SchedulerService:
                 )
                 self.executor.submit([job])
         return [run.id for run in abandoned]
+
+    def resubmit_lost_fires(self) -> list[str]:
+        """Fires recorded but never started (queued when the last scheduler died) run now,
+        if still within their grace period. Their uid is the fire's, so a fire whose job
+        is still waiting in a broker cannot run twice."""
+        now = self.clock()
+        resubmitted = []
+        for event in self.decisions.fired_since(now - dt.timedelta(days=1)):
+            schedule = self._schedules.get(event.process_id)
+            if schedule is None or event.trigger_key.startswith("recovery-of-"):
+                continue
+            if now - event.scheduled_for > dt.timedelta(minutes=schedule.schedule.grace_minutes):
+                continue
+            uid = fire_uid(event.process_id, event.trigger_key, event.scheduled_for)
+            if self.robo.ledger.find_run(uid) is None:
+                self.log.warning("schedule.resubmitted", process=event.process_id,
+                                 scheduled_for=event.scheduled_for.isoformat())  # fmt: skip
+                self.executor.submit(
+                    [RunJob(event.process_id, "schedule", event.scheduled_for.isoformat(), uid=uid)]
+                )
+                resubmitted.append(uid)
+        return resubmitted
 
     def _retry_remaining(self, run: Any) -> bool:
         """Work handed to an executor (scheduled or submitted) is resumed automatically,

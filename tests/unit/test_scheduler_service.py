@@ -170,6 +170,14 @@ def start_run(app: Robo, trigger: str = "schedule", **kwargs: Any) -> int:
     )  # fmt: skip
 
 
+def started(app: Robo, svc: SchedulerService) -> None:
+    """The runs handed to the fake executor really started (and ended): their rows exist."""
+    for batch in fake(svc).batches:
+        for job in batch:
+            if app.ledger.find_run(job.uid) is None:
+                app.ledger.finish_run(start_run(app, trigger=job.trigger, uid=job.uid), "completed")
+
+
 def item(reference: str, position: int) -> ItemOutcome:
     return ItemOutcome(
         position=position, reference=reference, status="success", attempts=1,
@@ -201,6 +209,7 @@ def stopped_scheduler(
         first.start()  # 08:00: the interval's first fire is 08:10
         process_at(clock, first, utc(2026, 3, 2, 8, 10, 1))
         assert fake(first).scheduled_times() == [[utc(2026, 3, 2, 8, 10)]]
+        started(app, first)
         first.aps.shutdown()
 
         clock.move_to(utc(2026, 3, 2, 8, 55, 30))
@@ -516,6 +525,7 @@ def test_a_second_service_does_not_run_a_fire_the_first_decided(
     first.start()
     process_at(clock, first, utc(2026, 3, 2, 8, 10, 5))
     (job,) = first.aps.get_jobs()
+    started(app, first)
     first.aps.shutdown()
 
     second = service("B")
@@ -524,6 +534,48 @@ def test_a_second_service_does_not_run_a_fire_the_first_decided(
     assert outcome.decision == "duplicate"
     assert fake(second).batches == []
     assert table(app) == [("08:10", "fired")]
+
+
+def test_a_fire_that_never_started_runs_when_the_next_scheduler_starts(
+    app: Robo, deploy: Callable[..., None], service: Callable[..., SchedulerService],
+    clock: time_machine.Traveller,
+) -> None:  # fmt: skip
+    deploy({"triggers": [{"cron": "*/10 * * * *"}], "grace_minutes": 30})
+    clock.move_to(utc(2026, 3, 2, 8, 1))
+    first = service("A")
+    first.start()
+    process_at(clock, first, utc(2026, 3, 2, 8, 10, 5))  # fired, then A died before it ran
+    (fired,) = fake(first).batches[0]
+    first.aps.shutdown()
+
+    clock.move_to(utc(2026, 3, 2, 8, 15))
+    second = service("B")
+    second.start()
+
+    (again,) = fake(second).batches[0]
+    assert (again.uid, again.scheduled_for) == (
+        fired.uid,
+        fired.scheduled_for,
+    )  # same fire, same run uid
+    assert table(app) == [("08:10", "fired")]
+
+
+def test_a_lost_fire_beyond_its_grace_period_is_not_started_late(
+    app: Robo, deploy: Callable[..., None], service: Callable[..., SchedulerService],
+    clock: time_machine.Traveller,
+) -> None:  # fmt: skip
+    deploy({"triggers": [{"cron": "0 8 * * *"}], "grace_minutes": 30, "skip_holidays": False})
+    clock.move_to(utc(2026, 3, 2, 7, 59))
+    first = service("A")
+    first.start()
+    process_at(clock, first, utc(2026, 3, 2, 8, 0, 5))
+    first.aps.shutdown()
+
+    clock.move_to(utc(2026, 3, 2, 9, 0))
+    second = service("B")
+    second.start()
+
+    assert fake(second).batches == []
 
 
 # --- one leader per database ----------------------------------------------------------------
