@@ -146,7 +146,7 @@ def measure(items_count: int, repeats: int) -> dict[str, list[float]]:
 
 
 def run(quick: bool) -> list[Figure]:
-    items_count, repeats = (5, 1) if quick else (300, 3)
+    items_count, repeats = (5, 1) if quick else (150, 3)
     found = measure(items_count, repeats)
     robo, plain = median(found["robo"]), median(found["plain"])
     robo_up, plain_up = median(found["robo_up"]), median(found["plain_up"])
@@ -161,7 +161,7 @@ def run(quick: bool) -> list[Figure]:
             "≤ baseline + 1.5 s",
             robo_up <= plain_up + 1.5,
             size,
-        ),  # fmt: skip
+        ),
     ]
 
 

@@ -131,7 +131,7 @@ def run(quick: bool) -> list[Figure]:
                     f"< {limit:g} s",
                     robo_s < limit,
                     f"median of {repeats}",
-                )  # fmt: skip
+                )
             )
     return figures
 

@@ -21,11 +21,10 @@ PROCESS = ROOT / "benchmarks" / "processes" / "noop-bot"
 
 
 def robo_per_item(home: Path, count: int, tag: str) -> float:
+    from benchmarks.bot_overhead import item_span
     from robo.loader import load_process
     from robo.logging import configure
     from robo.runner.run import RunRequest, run_process
-
-    from benchmarks.bot_overhead import item_span
 
     items = home / f"items-{tag}.csv"
     items.write_text("ref\n" + "".join(f"{tag}-{i:06d}\n" for i in range(count)))
@@ -78,8 +77,15 @@ def run(quick: bool) -> list[Figure]:
             bare_values.append(bare_per_item(home, count + rep))
     robo_s = median(robo_values)
     return [
-        Figure("ledger: per-item bookkeeping (no page work)", "s", robo_s, median(bare_values),
-               "< 2 ms", robo_s < 0.002, f"{count:,} items, median of {repeats}"),  # fmt: skip
+        Figure(
+            "ledger: per-item bookkeeping (no page work)",
+            "s",
+            robo_s,
+            median(bare_values),
+            "< 2 ms",
+            robo_s < 0.002,
+            f"{count:,} items, median of {repeats}",
+        ),
     ]
 
 

@@ -485,7 +485,8 @@ class ProcessRun:
             if shot:
                 kept.append(str(shot))
         if tracing and self.session.context is not None:
-            self._chunk = None  # saved below (or lost with a dead context): the next attempt starts one
+            # Saved below (or lost with a dead context): the next attempt starts a chunk.
+            self._chunk = None
             trace = evidence.save_trace(
                 self.session.context, stem.with_suffix(".trace.zip"), self.env.redactor
             )

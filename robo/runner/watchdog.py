@@ -52,7 +52,9 @@ class Watchdog:
             self._target = threading.main_thread().ident if in_main else None
             if self._thread is None:
                 self._closed = False
-                self._thread = threading.Thread(target=self._watch, name="robo-watchdog", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._watch, name="robo-watchdog", daemon=True
+                )
                 self._thread.start()
             self._cond.notify_all()
 

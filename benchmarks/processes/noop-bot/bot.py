@@ -1,5 +1,5 @@
 """A bot whose items need no page work."""
 
 
-def process(ctx):  # noqa: ANN001, ANN201
+def process(ctx):
     ctx.output["seen"] = ctx.item["ref"]
