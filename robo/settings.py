@@ -50,7 +50,8 @@ class Settings(BaseSettings):
         default=10, gt=0, description="How often a run says it is alive."
     )
     executor: Literal["local", "celery"] = Field(
-        default="local", description="Where scheduled runs execute: this machine, or Celery workers."
+        default="local",
+        description="Where scheduled runs execute: this machine, or Celery workers.",
     )
     broker_url: str = Field(
         default="", description="Celery broker for executor 'celery': redis://... or amqp://..."

@@ -25,8 +25,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Service-backed tests run where their services are configured (CI configures them)."""
     needs = {
         "postgres": (bool(POSTGRES_URL), "set ROBO_TEST_POSTGRES_URL to run PostgreSQL tests"),
-        "redis": (bool(POSTGRES_URL and REDIS_URL), "set ROBO_TEST_POSTGRES_URL and ROBO_TEST_REDIS_URL"),
-        "rabbitmq": (bool(POSTGRES_URL and AMQP_URL), "set ROBO_TEST_POSTGRES_URL and ROBO_TEST_AMQP_URL"),
+        "redis": (
+            bool(POSTGRES_URL and REDIS_URL),
+            "set ROBO_TEST_POSTGRES_URL and ROBO_TEST_REDIS_URL",
+        ),
+        "rabbitmq": (
+            bool(POSTGRES_URL and AMQP_URL),
+            "set ROBO_TEST_POSTGRES_URL and ROBO_TEST_AMQP_URL",
+        ),
     }
     for item in items:
         for marker, (available, reason) in needs.items():

@@ -61,14 +61,21 @@ class Cluster:
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "robo", *args], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "robo", *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         self.processes[name] = proc
         return proc
 
     def robo_cli(self, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "robo", *args], env=self.env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "robo", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
@@ -120,10 +127,16 @@ def deploy(make_process: Any, fresh_portal: Any) -> Callable[[Robo], Path]:
 
 def single_machine_minutes(tmp_path: Path, deploy: Callable[[Robo], Path]) -> float:
     """The same inputs run once on the embedded default, for comparison."""
-    robo = Robo(Settings(home=tmp_path / "single", database_url=f"sqlite:///{tmp_path / 'single.db'}"))
+    robo = Robo(
+        Settings(home=tmp_path / "single", database_url=f"sqlite:///{tmp_path / 'single.db'}")
+    )
     try:
         deploy(robo)
-        result = run_process(robo.run_environment(), robo.registry.active("sample-process"), RunRequest("sample-process"))
+        result = run_process(
+            robo.run_environment(),
+            robo.registry.active("sample-process"),
+            RunRequest("sample-process"),
+        )
         assert result.status == "completed"
         return result.minutes_saved
     finally:
@@ -146,15 +159,26 @@ def chains(cluster: Cluster) -> dict[int, list[RunRow]]:
 def run_batch(cluster: Cluster, deploy: Callable[[Robo], Path], batch: int, kill_one: bool) -> None:
     deploy(cluster.robo)
     cluster.start("scheduler", "scheduler", "start", "--drain-seconds", "5")
-    workers = [cluster.start(f"worker{i}", "worker", "--slots", "1", "--name", f"w{i}") for i in (1, 2)]
-    wait_for(lambda: sum(w["alive"] for w in json.loads(cluster.robo_cli("workers", "--json"))) >= 2, 60, "two live workers", cluster)
+    workers = [
+        cluster.start(f"worker{i}", "worker", "--slots", "1", "--name", f"w{i}") for i in (1, 2)
+    ]
+    wait_for(
+        lambda: sum(w["alive"] for w in json.loads(cluster.robo_cli("workers", "--json"))) >= 2,
+        60,
+        "two live workers",
+        cluster,
+    )
     cluster.robo_cli("submit", *(["sample-process"] * batch))
     if kill_one:
 
         def in_flight() -> Any:
             with cluster.robo.db.session() as s:
-                for run in s.scalars(select(RunRow).where(RunRow.status == "running", RunRow.worker != "")):
-                    if s.scalar(select(ItemRow.id).where(ItemRow.run_id == run.id).offset(1).limit(1)):
+                for run in s.scalars(
+                    select(RunRow).where(RunRow.status == "running", RunRow.worker != "")
+                ):
+                    if s.scalar(
+                        select(ItemRow.id).where(ItemRow.run_id == run.id).offset(1).limit(1)
+                    ):
                         return run
             return None
 
@@ -163,7 +187,14 @@ def run_batch(cluster: Cluster, deploy: Callable[[Robo], Path], batch: int, kill
         children = psutil.Process(worker.pid).children(recursive=True)
         worker.kill()  # kill -9: the pool process dies with it (and so does its Chromium)
         worker.wait(timeout=30)
-        wait_for(lambda: not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], 20, "the killed worker's processes to go", cluster)
+        wait_for(
+            lambda: (
+                not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            ),
+            20,
+            "the killed worker's processes to go",
+            cluster,
+        )
 
     def all_done() -> bool:
         groups = chains(cluster)
@@ -187,7 +218,10 @@ def assert_every_item_once(cluster: Cluster, batch: int, expected_minutes_per_ru
         for root_id, group in groups.items():
             ids = [r.id for r in group]
             references = s.scalars(select(ItemRow.reference).where(ItemRow.run_id.in_(ids))).all()
-            assert sorted(references) == sorted(f"R{i}" for i in range(ITEMS)), (root_id, references)
+            assert sorted(references) == sorted(f"R{i}" for i in range(ITEMS)), (
+                root_id,
+                references,
+            )
             minutes = sum(s.scalars(select(ItemRow.minutes_saved).where(ItemRow.run_id.in_(ids))))
             assert minutes == expected_minutes_per_run
 
