@@ -63,6 +63,17 @@ class ProcessSummary:
 
 
 @dataclass(frozen=True)
+class ScheduleRow:
+    process_id: str
+    enabled: bool
+    paused: bool
+    content_hash: str
+    schedule: dict[str, Any] | None
+    overlay: dict[str, Any] | None
+    overlay_hash: str | None
+
+
+@dataclass(frozen=True)
 class HistoryEvent:
     at: str
     action: str
@@ -211,6 +222,29 @@ class Registry:
             last_overlay = session.scalar(select(func.max(OverlayRow.updated_at)))
             overlays = session.scalar(select(func.count()).select_from(OverlayRow)) or 0
         return last_event, f"{overlays}:{last_overlay}"
+
+    def schedule_rows(self) -> list[ScheduleRow]:
+        """Every process's schedule data in one query: what a scheduler syncs from.
+
+        Only the schedule part of each definition is read (no full validation),
+        so a scheduler over ten thousand processes starts in seconds.
+        """
+        query = (
+            select(
+                ProcessRow.id,
+                ProcessRow.enabled,
+                ProcessRow.paused,
+                VersionRow.content_hash,
+                VersionRow.definition["schedule"],
+                OverlayRow.data,
+                OverlayRow.content_hash,
+            )
+            .join(VersionRow, VersionRow.id == ProcessRow.active_version_id)
+            .outerjoin(OverlayRow, OverlayRow.process_id == ProcessRow.id)
+            .order_by(ProcessRow.id)
+        )
+        with self.db.session() as session:
+            return [ScheduleRow(*row) for row in session.execute(query)]
 
     def process_ids(self) -> list[str]:
         with self.db.session() as session:

@@ -182,16 +182,22 @@ def fit_problems(loaded: LoadedOverlay, definition: ProcessDefinition) -> list[P
     return problems
 
 
-def _merged_schedule(definition: ProcessDefinition, overlay: Overlay) -> dict[str, Any] | None:
-    base = definition.schedule.model_dump(mode="json") if definition.schedule else None
-    if overlay.schedule is None and base is None:
+def merged_schedule(base: dict[str, Any] | None, overlay: dict[str, Any]) -> dict[str, Any] | None:
+    """A process's schedule block (as data) with a stored overlay's changes applied."""
+    changes = overlay.get("schedule") or {}
+    if not changes and base is None:
         return None
-    merged = {**(base or {}), **(overlay.schedule or {})}
+    merged = {**(base or {}), **changes}
     for name in ("timezone", "calendar"):  # the overlay's zone/calendar govern its schedule
-        value = getattr(overlay, name)
-        if value and name not in (overlay.schedule or {}) and name in Schedule.model_fields:
+        value = overlay.get(name)
+        if value and name not in changes and name in Schedule.model_fields:
             merged[name] = value
     return merged
+
+
+def _merged_schedule(definition: ProcessDefinition, overlay: Overlay) -> dict[str, Any] | None:
+    base = definition.schedule.model_dump(mode="json") if definition.schedule else None
+    return merged_schedule(base, overlay.model_dump(mode="json"))
 
 
 def check_fits(loaded: LoadedOverlay, definition: ProcessDefinition) -> None:

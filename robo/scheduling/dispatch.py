@@ -131,6 +131,12 @@ class Dispatcher:
         if not (0 <= entry_index < len(entries)) or not is_cron(entries[entry_index]):
             return None
         local = schedule.local(at)
+        wall = local.replace(tzinfo=None)
+        if (
+            wall.replace(tzinfo=schedule.zone, fold=0).utcoffset()
+            == wall.replace(tzinfo=schedule.zone, fold=1).utcoffset()
+        ):
+            return None  # an unambiguous local time (all but one hour a year): nothing to look up
         moment = at.astimezone(dt.UTC)  # local arithmetic would drop `fold`: go back an hour
         for other in self.decisions.decided_between(
             schedule.process_id, trigger_key, moment - DST_REPEAT, moment - dt.timedelta(seconds=1)

@@ -21,8 +21,10 @@ import psutil
 
 from robo.app import Robo
 from robo.clock import utcnow
+from robo.definition import Schedule, ScheduleEntry
 from robo.errors import RoboError
 from robo.logging import get_logger
+from robo.registry import ScheduleRow
 from robo.scheduling.calendar import EffectiveSchedule
 from robo.scheduling.decisions import DecisionLog
 from robo.scheduling.dispatch import Dispatcher, DispatchExecutor, fire_uid
@@ -91,6 +93,7 @@ class SchedulerService:
         self.executor: Executor = executor or make_executor(robo.settings, robo)
         self.decisions = DecisionLog(robo.db, self.owner)
         self._schedules: dict[str, EffectiveSchedule | None] = {}
+        self._parsed: dict[tuple[str, str, str | None], EffectiveSchedule | None] = {}
         self.dispatcher = Dispatcher(
             self.decisions,
             self.executor,
@@ -158,43 +161,65 @@ class SchedulerService:
         """Make the job store match the registry; returns (added, removed).
 
         Existing jobs are left alone so their next run time, and so any fire
-        missed while no scheduler ran, survives a restart.
+        missed while no scheduler ran, survives a restart. Only schedules whose
+        version or overlay changed are parsed again.
         """
         generation = self.robo.registry.generation()
         if not force and generation == self._generation:
             return 0, 0
         self._generation = generation
-        desired: dict[str, tuple[str, str, Any, str]] = {}
+        desired: dict[str, tuple[str, str, ScheduleEntry, str]] = {}
         schedules: dict[str, EffectiveSchedule | None] = {}
-        for process_id in self.robo.registry.process_ids():
-            schedule = effective_schedule(self.robo, process_id)
-            schedules[process_id] = schedule
+        for row in self.robo.registry.schedule_rows():
+            schedule = self._effective(row)
+            schedules[row.process_id] = schedule
             if schedule is None:
                 continue
             for index, entry in enumerate(schedule.schedule.triggers):
                 key = trigger_key(index, entry, schedule.timezone)
-                job_id = f"{process_id}|{key}"
-                desired[job_id] = (
-                    process_id,
-                    key,
-                    build_trigger(entry, schedule.timezone),
-                    describe(entry),
-                )
+                desired[f"{row.process_id}|{key}"] = (row.process_id, key, entry, schedule.timezone)
         self._schedules = schedules
-        existing = {job.id for job in self.aps.get_jobs()}
+        existing = self._stored_job_ids()
         removed = 0
         for job_id in existing - set(desired):
             self.aps.remove_job(job_id)
             removed += 1
         added = 0
         for job_id in set(desired) - existing:
-            process_id, key, trigger, text = desired[job_id]
-            self.aps.add_job(JOB_FUNC, trigger=trigger, id=job_id, name=f"{process_id} ({text})",
-                             args=[process_id, key], replace_existing=True)  # fmt: skip
+            process_id, key, entry, zone = desired[job_id]
+            self.aps.add_job(JOB_FUNC, trigger=build_trigger(entry, zone), id=job_id,
+                             name=f"{process_id} ({describe(entry)})", args=[process_id, key],
+                             replace_existing=True)  # fmt: skip
             added += 1
         if added or removed:
             self.log.info("scheduler.synced", jobs=len(desired), added=added, removed=removed)
         return added, removed
+
+    def _effective(self, row: ScheduleRow) -> EffectiveSchedule | None:
+        if not (row.enabled and not row.paused) or (row.schedule is None and not row.overlay):
+            return None
+        key = (row.process_id, row.content_hash, row.overlay_hash)
+        if key not in self._parsed:
+            data = row.schedule
+            if row.overlay:
+                from robo.replication.overlays import merged_schedule
+
+                data = merged_schedule(row.schedule, row.overlay)
+            schedule = None if data is None else Schedule.model_validate(data)
+            self._parsed[key] = None if schedule is None else EffectiveSchedule(
+                process_id=row.process_id,
+                schedule=schedule,
+                timezone=schedule.timezone or self.robo.settings.effective_timezone,
+                calendar=schedule.calendar or self.robo.settings.effective_calendar,
+            )  # fmt: skip
+        return self._parsed[key]
+
+    def _stored_job_ids(self) -> set[str]:
+        """Job ids straight from the job store's table (no job is unpickled)."""
+        from sqlalchemy import text
+
+        with self.robo.db.engine.connect() as connection:
+            return set(connection.execute(text(f"SELECT id FROM {JOB_TABLE}")).scalars())
 
     # --- crash recovery -------------------------------------------------------------------------
 
