@@ -435,6 +435,13 @@ class Evidence(Model):
     trace_on_failure: bool = Field(
         default=True, description="Keep a Playwright trace per failed item."
     )
+    trace_snapshots: bool = Field(
+        default=True,
+        description=(
+            "Record DOM snapshots in traces (the most useful part of a trace); costs 10-20 % "
+            "of browser time per item, see docs/benchmarks.md."
+        ),
+    )
 
 
 class ProcessDefinition(Model):

@@ -273,6 +273,16 @@ class Ledger:
                 return None
             return self._summary(run, self._counts(session, [run.id]).get(run.id, {}))
 
+    def running_runs(self) -> dict[str, int]:
+        """Process id -> a run of it in progress, for every process running now."""
+        with self.db.engine.connect() as connection:
+            return {
+                process_id: run_id
+                for process_id, run_id in connection.execute(
+                    select(RunRow.process_id, RunRow.id).where(RunRow.status == "running")
+                )
+            }
+
     def running_run(self, process_id: str) -> int | None:
         with self.db.session() as session:
             return session.scalar(

@@ -50,9 +50,16 @@ class LoadedProcess:
 
 
 def content_hash(definition: ProcessDefinition, files: dict[str, bytes]) -> str:
-    """sha256 over the definition's meaning (not its formatting) and every file."""
+    """sha256 over the definition's meaning (not its formatting) and every file.
+
+    Defaults are left out, so a definition that spells out a default hashes like
+    one that omits it, and a field a later robo adds (with a default) does not
+    change the hash of versions deployed before it.
+    """
     digest = hashlib.sha256()
-    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True)
+    canonical = json.dumps(
+        definition.model_dump(mode="json", exclude_defaults=True), sort_keys=True
+    )
     digest.update(canonical.encode())
     for name in sorted(files):
         digest.update(b"\0" + name.encode() + b"\0")

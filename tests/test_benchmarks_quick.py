@@ -31,7 +31,11 @@ def names(figures: list[dict[str, object]]) -> list[str]:
 @pytest.mark.browser
 def test_bot_overhead_reports_per_item_and_start_up() -> None:
     figures = run_benchmark("bot_overhead")
-    assert names(figures) == ["bot: seconds per item", "bot: start-up (command → first item)"]
+    assert names(figures) == [
+        "bot: seconds per item, traces without DOM snapshots",
+        "bot: seconds per item, default evidence (DOM snapshots)",
+        "bot: start-up (command → first item)",
+    ]
     assert all(f["baseline"] for f in figures)
 
 

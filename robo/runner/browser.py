@@ -83,6 +83,7 @@ class BrowserSession:
     headless: bool = True
     step_timeout_ms: float = 15_000
     trace: bool = False
+    trace_snapshots: bool = True
     playwright: Playwright | None = None
     browser: Browser | None = None
     context: BrowserContext | None = None
@@ -118,7 +119,9 @@ class BrowserSession:
         self.context.set_default_timeout(self.step_timeout_ms)
         if self.trace:
             # No screencast: frames would show typed values; DOM snapshots are redacted later.
-            self.context.tracing.start(snapshots=True, screenshots=False, sources=False)
+            self.context.tracing.start(
+                snapshots=self.trace_snapshots, screenshots=False, sources=False
+            )
         return self.context
 
     def new_page(self) -> Page:

@@ -231,6 +231,7 @@ class ProcessRun:
             headless=not self.request.headed,
             step_timeout_ms=definition.timeouts.step_seconds * 1000,
             trace=definition.evidence.trace_on_failure,
+            trace_snapshots=definition.evidence.trace_snapshots,
         )
         self.watchdog = Watchdog(self.session.kill)
         heartbeat = Heartbeat(ledger, run_id, self.env.heartbeat_seconds)

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from robo.clock import utcnow
@@ -47,9 +47,10 @@ class DecisionLog:
     ) -> bool:
         """Record one decision; False if this fire was already decided (by anyone)."""
         try:
-            with self.db.session() as session:
-                session.add(
-                    ScheduleEventRow(
+            # Core, not the ORM: this runs once per fire on the scheduler's thread.
+            with self.db.engine.begin() as connection:
+                connection.execute(
+                    insert(ScheduleEventRow).values(
                         process_id=process_id,
                         trigger_key=trigger_key,
                         scheduled_for=scheduled_for,

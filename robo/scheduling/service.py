@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -35,6 +36,7 @@ from robo.scheduling.triggers import build_trigger, describe, trigger_key
 
 JOB_FUNC = "robo.scheduling.dispatch:fire_now"
 JOB_TABLE = "robo_apscheduler_jobs"
+RUNNING_SNAPSHOT_SECONDS = 1.0
 
 
 class SchedulerBusy(RoboError):
@@ -93,18 +95,33 @@ class SchedulerService:
         self.executor: Executor = executor or make_executor(robo.settings, robo)
         self.decisions = DecisionLog(robo.db, self.owner)
         self._schedules: dict[str, EffectiveSchedule | None] = {}
-        self._parsed: dict[tuple[str, str, str | None], EffectiveSchedule | None] = {}
+        self._parsed: dict[str, Schedule] = {}  # schedule block as JSON -> validated
         self.dispatcher = Dispatcher(
             self.decisions,
             self.executor,
             schedules=lambda pid: self._schedules.get(pid),
-            running=robo.ledger.running_run,
+            running=self._running_run,
             clock=clock,
         )
+        self._running: dict[str, int] = {}
+        self._running_at = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._scheduler_factory = scheduler_factory
         self.aps: Any = None
         self._generation: Any = None
         self.log = get_logger(component="scheduler", owner=self.owner, region=robo.settings.region)
+
+    def _running_run(self, process_id: str) -> int | None:
+        """Runs in progress, read at most once a second: a burst of fires costs one query.
+
+        Runs this scheduler started are known exactly (the executor); a run
+        started elsewhere in the last second may be missed, as it could be
+        started just after any check anyway.
+        """
+        now = self.clock()
+        if (now - self._running_at).total_seconds() > RUNNING_SNAPSHOT_SECONDS:
+            self._running = self.robo.ledger.running_runs()
+            self._running_at = now
+        return self._running.get(process_id)
 
     # --- leadership ---------------------------------------------------------------------
 
@@ -198,21 +215,25 @@ class SchedulerService:
     def _effective(self, row: ScheduleRow) -> EffectiveSchedule | None:
         if not (row.enabled and not row.paused) or (row.schedule is None and not row.overlay):
             return None
-        key = (row.process_id, row.content_hash, row.overlay_hash)
-        if key not in self._parsed:
-            data = row.schedule
-            if row.overlay:
-                from robo.replication.overlays import merged_schedule
+        data = row.schedule
+        if row.overlay:
+            from robo.replication.overlays import merged_schedule
 
-                data = merged_schedule(row.schedule, row.overlay)
-            schedule = None if data is None else Schedule.model_validate(data)
-            self._parsed[key] = None if schedule is None else EffectiveSchedule(
-                process_id=row.process_id,
-                schedule=schedule,
-                timezone=schedule.timezone or self.robo.settings.effective_timezone,
-                calendar=schedule.calendar or self.robo.settings.effective_calendar,
-            )  # fmt: skip
-        return self._parsed[key]
+            data = merged_schedule(row.schedule, row.overlay)
+        if data is None:
+            return None
+        # Programmes reuse a few schedules ("07:00 on working days") across many
+        # processes: each distinct block is validated once.
+        text = json.dumps(data, sort_keys=True)
+        schedule = self._parsed.get(text)
+        if schedule is None:
+            schedule = self._parsed[text] = Schedule.model_validate(data)
+        return EffectiveSchedule(
+            process_id=row.process_id,
+            schedule=schedule,
+            timezone=schedule.timezone or self.robo.settings.effective_timezone,
+            calendar=schedule.calendar or self.robo.settings.effective_calendar,
+        )
 
     def _stored_job_ids(self) -> set[str]:
         """Job ids straight from the job store's table (no job is unpickled)."""
