@@ -8,7 +8,9 @@ a ``BundleError``.
 
 from __future__ import annotations
 
+import io
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -55,11 +57,12 @@ def read_entries(path: Path, limits: Limits, only: set[str] | None = None) -> di
     if size > limits.archive_bytes:
         raise BundleError(f"{path} is {size} bytes; bundles are limited to {limits.archive_bytes}")
     try:
-        with zipfile.ZipFile(path) as archive:
+        blob = path.read_bytes()
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
             infos = archive.infolist()
             _check_infos(path, infos, limits)
             return {
-                info.filename: _read(archive, info, limits)
+                info.filename: _read(archive, info, limits, blob)
                 for info in infos
                 if not info.is_dir() and (only is None or info.filename in only)
             }
@@ -95,10 +98,29 @@ def _check_infos(path: Path, infos: list[zipfile.ZipInfo], limits: Limits) -> No
             raise BundleError(f"{path} unpacks to more than {limits.total_bytes} bytes; refused")
 
 
-def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits) -> bytes:
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits, blob: bytes) -> bytes:
     # The declared size may lie (zip bomb): read at most one byte past the limit.
     with archive.open(info) as handle:
         data = handle.read(min(info.file_size, limits.entry_bytes) + 1)
     if len(data) > info.file_size or len(data) > limits.entry_bytes:
         raise BundleError(f"entry '{info.filename}' is larger than it declares; refused")
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        _check_stream_end(info, blob)
     return data
+
+
+def _check_stream_end(info: zipfile.ZipInfo, blob: bytes) -> None:
+    """The compressed stream must end exactly where the entry does.
+
+    zipfile stops once it has the declared size and the CRC matches, so a
+    flipped bit in a deflate block header (e.g. "last block") can leave the
+    content intact; a bundle altered in any way is still refused.
+    """
+    start = info.header_offset
+    name_length, extra_length = struct.unpack("<HH", blob[start + 26 : start + 30])
+    data_start = start + 30 + name_length + extra_length
+    raw = blob[data_start : data_start + info.compress_size]
+    stream = zlib.decompressobj(-zlib.MAX_WBITS)
+    stream.decompress(raw, info.file_size + 1)
+    if not stream.eof or stream.unused_data or stream.unconsumed_tail:
+        raise BundleError(f"entry '{info.filename}' has a damaged compressed stream; refused")

@@ -8,13 +8,8 @@ item is not retried, since the application may already have taken it.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import importlib.util
-import sys
-import threading
 import time
-import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +33,9 @@ from robo.registry import ProcessVersion
 from robo.runner import evidence
 from robo.runner.browser import BrowserSession
 from robo.runner.context import BotContext
-from robo.runner.steps import run_steps, scrape_table
+from robo.runner.heartbeat import Heartbeat
+from robo.runner.modules import load_bot_module
+from robo.runner.steps import first_line, run_steps, scrape_table
 from robo.runner.watchdog import Deadline, Watchdog
 from robo.runner.workitems import Item, check_references, read_items, reference_of
 
@@ -117,28 +114,6 @@ def resolve_params(definition: ProcessDefinition, overrides: dict[str, str]) -> 
     return {**definition.parameters, **overrides}
 
 
-def _load_module(folder: Path, module_name: str, content_hash: str) -> types.ModuleType:
-    """Import a bot module from an unpacked version, once per content hash."""
-    unique = f"robo_bot_{content_hash[:12]}_{module_name.replace('.', '_')}"
-    module = sys.modules.get(unique)
-    if module is not None:
-        return module
-    path = folder / (module_name.replace(".", "/") + ".py")
-    spec = importlib.util.spec_from_file_location(unique, path)
-    if spec is None or spec.loader is None:
-        raise ConfigurationError(f"cannot load bot module {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(folder))  # lets a bot import its sibling modules
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise ConfigurationError(f"bot module {path.name} failed to import: {exc}") from exc
-    finally:
-        sys.path.remove(str(folder))
-    sys.modules[unique] = module
-    return module
-
-
 class ProcessRun:
     """One run of one version; ``execute`` never raises for item-level problems."""
 
@@ -175,7 +150,7 @@ class ProcessRun:
         if not ref:
             return None
         module_name, function = ref.split(":")
-        module = _load_module(self.folder, module_name, self.version.content_hash)
+        module = load_bot_module(self.folder, module_name, self.version.content_hash)
         found = getattr(module, name or function, None)
         return found if callable(found) else None
 
@@ -464,11 +439,11 @@ class ProcessRun:
         if not self.session.alive:
             return (
                 BrowserCrashed.__name__,
-                f"the browser stopped during the item: {_first_line(exc)}",
+                f"the browser stopped during the item: {first_line(exc)}",
             )
         if isinstance(exc, ApplicationException):
             return type(exc).__name__, exc.message
-        return type(exc).__name__, _first_line(exc)
+        return type(exc).__name__, first_line(exc)
 
     def _keep_evidence(
         self, ctx: BotContext, reference: str, attempt: int, tracing: bool
@@ -494,31 +469,6 @@ class ProcessRun:
             if trace:
                 kept.append(str(trace))
         return kept
-
-
-class Heartbeat(threading.Thread):
-    """Tells the ledger this run is alive, so a dead runner is noticed and its run abandoned."""
-
-    def __init__(self, ledger: Ledger, run_id: int, interval: float) -> None:
-        super().__init__(name=f"robo-heartbeat-{run_id}", daemon=True)
-        self.ledger, self.run_id, self.interval = ledger, run_id, interval
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
-            # A busy database must not kill the run; the next beat retries.
-            with contextlib.suppress(Exception):
-                self.ledger.heartbeat(self.run_id)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _safe_name(reference: str) -> str:

@@ -74,7 +74,7 @@ def run_steps(steps: list[Any], ctx: BotContext, screenshots: Path) -> None:
         except Exception as exc:
             kind = _kind(step)
             raise ApplicationException(
-                f"step {index + 1} ({kind}) failed: {_first_line(exc)}"
+                f"step {index + 1} ({kind}) failed: {first_line(exc)}"
             ) from exc
 
 
@@ -82,7 +82,7 @@ def _kind(step: Model) -> str:
     return next(iter(type(step).model_fields))
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -149,7 +149,7 @@ def _expect_text(page: Page, step: ExpectTextStep, ctx: BotContext) -> None:
         locator.wait_for(state="visible")
         actual = locator.inner_text().strip()
     except Exception as exc:
-        actual, problem = "", _first_line(exc)
+        actual, problem = "", first_line(exc)
     else:
         problem = ""
     if expected in actual:

@@ -217,7 +217,9 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
     }
     # `robo report --by region --by origin` at national level says the same.
     report = build_report(national.db, by=["region", "origin"])
-    by_pair = {(r.keys["region"], r.keys["origin"]): r.figures.minutes_saved for r in report.rows}
+    by_pair = {
+        (r.keys["region"], r.keys["origin_region"]): r.figures.minutes_saved for r in report.rows
+    }
     assert by_pair == pytest.approx(
         {
             ("occitanie", "occitanie"): occitanie_minutes,
