@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_benchmark(module: str) -> list[dict[str, object]]:
     done = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{module}", "--quick", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT, capture_output=True, text=True, timeout=240, env=os.environ.copy(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     figures: list[dict[str, object]] = json.loads(done.stdout)
@@ -82,3 +83,15 @@ def test_run_all_prints_one_table() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| figure" in done.stdout and "machine:" in done.stdout
+
+
+@pytest.mark.redis
+@pytest.mark.browser
+def test_worker_throughput_compares_two_workers_with_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import POSTGRES_URL, REDIS_URL
+
+    monkeypatch.setenv("ROBO_BENCH_POSTGRES_URL", POSTGRES_URL)
+    monkeypatch.setenv("ROBO_BENCH_REDIS_URL", REDIS_URL)
+    figures = run_benchmark("worker_throughput")
+    assert names(figures) == ["worker throughput, 2 workers vs 1"]
+    assert all(f["baseline"] for f in figures)
