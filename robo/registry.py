@@ -206,14 +206,7 @@ class Registry:
 
     def set_paused(self, process_id: str, paused: bool) -> bool:
         """Pause or resume a process's schedule (manual runs still work); True if changed."""
-        with self.db.session() as session:
-            process = self._process(session, process_id)
-            if process.paused == paused:
-                return False
-            process.paused = paused
-            process.updated_at = utcnow()
-            session.add(self._event(process_id, "pause" if paused else "resume", None, ""))
-            return True
+        return self._set_flag(process_id, "paused", paused, "pause" if paused else "resume")
 
     def generation(self) -> tuple[int, str]:
         """Changes whenever something a scheduler acts on changes (cheap to poll)."""
@@ -252,13 +245,16 @@ class Registry:
 
     def set_enabled(self, process_id: str, enabled: bool) -> bool:
         """Enable or disable a process; returns whether anything changed."""
+        return self._set_flag(process_id, "enabled", enabled, "enable" if enabled else "disable")
+
+    def _set_flag(self, process_id: str, flag: str, value: bool, action: str) -> bool:
         with self.db.session() as session:
             process = self._process(session, process_id)
-            if process.enabled == enabled:
+            if getattr(process, flag) == value:
                 return False
-            process.enabled = enabled
+            setattr(process, flag, value)
             process.updated_at = utcnow()
-            session.add(self._event(process_id, "enable" if enabled else "disable", None, ""))
+            session.add(self._event(process_id, action, None, ""))
             return True
 
     def _activate(
