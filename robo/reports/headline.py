@@ -40,7 +40,7 @@ class Headline:
 
     @property
     def text(self) -> str:
-        hours = f"{self.totals.hours_saved:,.0f}"
+        hours = hours_label(self.totals.hours_saved)
         if self.go_live is None:
             return "No runs yet: nothing saved so far."
         if self.scope.since is None and self.scope.until is None:
@@ -113,3 +113,9 @@ def headline(
         scope=scope,
         fte_hours_per_year=fte_hours_per_year,
     )
+
+
+def hours_label(hours: float) -> str:
+    """Whole hours for a programme's totals; a decimal below 100, so a demo's 7.5
+    hours read the same in the headline as in the table."""
+    return f"{hours:,.1f}" if hours < 100 else f"{hours:,.0f}"

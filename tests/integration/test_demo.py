@@ -56,7 +56,7 @@ def test_the_demo_runs_every_sample_and_reports_the_hours_it_saved(tmp_path: Pat
     assert total > 0
     assert (home / "robo.db").is_file()  # SQLite in ROBO_HOME, not in the working directory
     headline = re.search(
-        r"^5 processes in production, [\d,]+ hours saved since go-live \(\d{4}-\d{2}-\d{2}\), "
+        r"^5 processes in production, [\d,.]+ hours saved since go-live \(\d{4}-\d{2}-\d{2}\), "
         r"across 1 region\.$",
         out,
         re.MULTILINE,

@@ -19,6 +19,7 @@ from robo.errors import ReportCheckFailed
 from robo.reports.check import check, recompute
 from robo.reports.drilldown import drill_down
 from robo.reports.figures import Figures
+from robo.reports.headline import hours_label
 from robo.reports.hours import hours_by_process
 from robo.reports.periods import parse_period
 from robo.reports.queries import Scope
@@ -216,7 +217,7 @@ def test_the_headline_counts_processes_with_a_successful_item(
     assert headline.go_live == min(f.started_at for f in facts)
     assert headline.text.startswith("3 processes in production, ")
     assert (
-        f"{headline.totals.hours_saved:,.0f} hours saved since go-live ({headline.go_live.date()})"
+        f"{hours_label(headline.totals.hours_saved)} hours saved since go-live ({headline.go_live.date()})"
         in headline.text
     )
     assert [r.keys["process_id"] for r in headline.top] == sorted(
