@@ -202,9 +202,13 @@ class SchedulerService:
             self.aps.remove_job(job_id)
             removed += 1
         added = 0
+        triggers: dict[tuple[str | None, float | None, str], Any] = {}
         for job_id in set(desired) - existing:
             process_id, key, entry, zone = desired[job_id]
-            self.aps.add_job(JOB_FUNC, trigger=build_trigger(entry, zone), id=job_id,
+            spec = (entry.cron, entry.every_minutes, zone)
+            if spec not in triggers:  # triggers are stateless: processes sharing one share it
+                triggers[spec] = build_trigger(entry, zone)
+            self.aps.add_job(JOB_FUNC, trigger=triggers[spec], id=job_id,
                              name=f"{process_id} ({describe(entry)})", args=[process_id, key],
                              replace_existing=True)  # fmt: skip
             added += 1
