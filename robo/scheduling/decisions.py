@@ -32,6 +32,9 @@ class ScheduleEvent:
     scheduler: str
 
 
+_INSERT = insert(ScheduleEventRow)
+
+
 class DecisionLog:
     def __init__(self, db: Database, scheduler: str = "") -> None:
         self.db = db
@@ -46,20 +49,19 @@ class DecisionLog:
         reason: str = "",
     ) -> bool:
         """Record one decision; False if this fire was already decided (by anyone)."""
+        row = {
+            "process_id": process_id,
+            "trigger_key": trigger_key,
+            "scheduled_for": scheduled_for,
+            "decided_at": utcnow(),
+            "decision": decision,
+            "reason": reason,
+            "scheduler": self.scheduler,
+        }
         try:
-            # Core, not the ORM: this runs once per fire on the scheduler's thread.
+            # One prepared Core statement: this runs once per fire on the scheduler's thread.
             with self.db.engine.begin() as connection:
-                connection.execute(
-                    insert(ScheduleEventRow).values(
-                        process_id=process_id,
-                        trigger_key=trigger_key,
-                        scheduled_for=scheduled_for,
-                        decided_at=utcnow(),
-                        decision=decision,
-                        reason=reason,
-                        scheduler=self.scheduler,
-                    )
-                )
+                connection.execute(_INSERT, row)
         except IntegrityError:
             return False
         return True
