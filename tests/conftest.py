@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +39,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker, (available, reason) in needs.items():
             if marker in item.keywords and not available:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_state() -> Iterator[None]:
+    """CLI commands run in-process configure logging and install a SIGTERM handler."""
+    from robo.logging import reset
+
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    reset()
+    signal.signal(signal.SIGTERM, handler)
 
 
 @pytest.fixture

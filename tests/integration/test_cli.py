@@ -6,11 +6,9 @@ import importlib.metadata
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,17 +63,6 @@ def robo(home: Path, database_url: str, *args: str, input: str | None = None, **
         input=input,
         catch_exceptions=False,
     )
-
-
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    """The CLI configures structlog on the runner's stderr and installs a SIGTERM handler."""
-    from robo.logging import reset
-
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    reset()
-    signal.signal(signal.SIGTERM, handler)
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ from typing import Any
 
 from click.testing import Result
 
-from tests.integration.test_cli import PROCESSES, RPE, _restore_process_state, robo
-
-__all__ = ["_restore_process_state"]  # the autouse fixture that resets logging and SIGTERM
+from tests.integration.test_cli import PROCESSES, RPE, robo
 
 
 class Region:

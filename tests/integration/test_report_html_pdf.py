@@ -21,18 +21,6 @@ from tests.ledger_factory import RunFact, build_ledger
 CHARTS = {"month", "cumulative", "process", "region"}
 
 
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    import signal
-
-    from robo.logging import reset
-
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    reset()
-    signal.signal(signal.SIGTERM, handler)
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[RunFact]]:
     folder = tmp_path_factory.mktemp("report")

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,6 @@ from click.testing import CliRunner, Result
 from robo.cli.main import cli
 from robo.storage.database import Database
 from tests.ledger_factory import RunFact, build_ledger, expected_totals
-
-
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    """The CLI configures structlog and installs a SIGTERM handler."""
-    import signal
-
-    from robo.logging import reset
-
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    reset()
-    signal.signal(signal.SIGTERM, handler)
 
 
 @pytest.fixture(scope="module")
