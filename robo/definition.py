@@ -7,7 +7,6 @@ lives in ``robo.loader``; running it lives in ``robo.runner``.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -510,6 +509,3 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
 
-
-def slug_hint(value: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "my-process"
