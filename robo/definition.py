@@ -508,4 +508,3 @@ def json_schema() -> dict[str, Any]:
     schema = ProcessDefinition.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
-
