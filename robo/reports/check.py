@@ -9,7 +9,9 @@ snapshot of its run. Any difference is a failure, listed.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from sqlalchemy import select
 
@@ -22,20 +24,8 @@ from robo.storage.models import ItemRow, RunRow
 SHOWN = 20
 
 
-@dataclass
-class _Sums:
-    runs: int = 0
-    items: int = 0
-    succeeded: int = 0
-    business_exceptions: int = 0
-    application_exceptions: int = 0
-    item_minutes_saved: float = 0.0
-    run_minutes_saved: float = 0.0
-    robot_seconds: float = 0.0
-    human_minutes: float = 0.0
-
-    def figures(self) -> Figures:
-        return Figures(**{f.name: getattr(self, f.name) for f in fields(self)})
+# The sums of one group under Figures' own field names; each starts at 0.
+_Sums = defaultdict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -85,9 +75,9 @@ def recompute(db: Database, report: Report) -> CheckResult:
         for run in session.scalars(query.execution_options(yield_per=2000)):
             key = tuple(d.label(run) for d in report.by)
             runs[run.id] = (key, run)
-            sums = groups.setdefault(key, _Sums())
-            sums.runs += 1
-            sums.run_minutes_saved += run.run_minutes_saved
+            sums = groups.setdefault(key, defaultdict(int))
+            sums["runs"] += 1
+            sums["run_minutes_saved"] += run.run_minutes_saved
         items_query = (
             select(
                 ItemRow.run_id,
@@ -107,20 +97,20 @@ def recompute(db: Database, report: Report) -> CheckResult:
             item_count += 1
             key, run = runs[run_id]
             sums = groups[key]
-            sums.items += 1
-            sums.item_minutes_saved += minutes
-            sums.robot_seconds += seconds or 0.0
+            sums["items"] += 1
+            sums["item_minutes_saved"] += minutes
+            sums["robot_seconds"] += seconds or 0.0
             if status == "success":
-                sums.succeeded += 1
+                sums["succeeded"] += 1
                 successes[run_id] = successes.get(run_id, 0) + 1
-                sums.human_minutes += run.residual_minutes_per_item
+                sums["human_minutes"] += run.residual_minutes_per_item
                 due = run.manual_minutes_per_item - run.residual_minutes_per_item
             else:
                 if status == "business_exception":
-                    sums.business_exceptions += 1
+                    sums["business_exceptions"] += 1
                 else:
-                    sums.application_exceptions += 1
-                sums.human_minutes += run.manual_minutes_per_item
+                    sums["application_exceptions"] += 1
+                sums["human_minutes"] += run.manual_minutes_per_item
                 due = 0.0
             if not _close(minutes, due):
                 problems.append(
@@ -162,10 +152,8 @@ def _compare_rows(
         elif key not in groups:
             problems.append(f"{where}: in the report but no run of the scope belongs to it")
         else:
-            _compare(where, groups[key].figures(), reported[key].figures, problems)
-    everything = Figures()
-    for sums in groups.values():
-        everything = everything + sums.figures()
+            _compare(where, Figures(**groups[key]), reported[key].figures, problems)
+    everything = sum((Figures(**sums) for sums in groups.values()), Figures())
     _compare("total", everything, report.totals, problems)
     _compare("headline", everything, report.headline.totals, problems)
 
