@@ -181,13 +181,6 @@ def test_a_new_baseline_never_rewrites_past_months(
         measured_by="Nouvelle mesure",
         measured_on=dt.date(2027, 1, 20),
     )
-    newer = Baseline(
-        manual_minutes_per_item=45,
-        residual_minutes_per_item=1,
-        manual_minutes_per_run=30,
-        measured_by="Nouvelle mesure",
-        measured_on=dt.date(2027, 1, 20),
-    )
     more = build_ledger(
         db,
         monkeypatch,
