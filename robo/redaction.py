@@ -18,19 +18,26 @@ class Redactor:
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._forms: list[str] = []
         self._lock = threading.Lock()
 
     def add(self, value: str) -> None:
-        if len(value) >= MIN_LENGTH:
+        if len(value) >= MIN_LENGTH and value not in self._values:
             with self._lock:
                 self._values.add(value)
+                self._forms = self._encodings()
 
     @property
     def active(self) -> bool:
         return bool(self._values)
 
     def forms(self) -> list[str]:
-        """Each value as it may appear in text: raw, URL-, JSON-, HTML- and base64-encoded."""
+        """Each value as it may appear in text: raw, URL-, JSON-, HTML- and base64-encoded.
+
+        Worked out once per new secret, not on every string masked (logs, rows)."""
+        return self._forms
+
+    def _encodings(self) -> list[str]:
         forms: set[str] = set()
         for value in self._values:
             forms |= {
