@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -119,27 +120,13 @@ def schedule(obj: Any, process_id: str | None, count: int, as_json: bool) -> Non
     """
     from robo.clock import utcnow
     from robo.scheduling.decisions import DecisionLog
-    from robo.scheduling.plan import next_run, upcoming
+    from robo.scheduling.plan import overview, upcoming
     from robo.scheduling.service import effective_schedule
 
     robo = obj.robo
     now = utcnow()
     if process_id is None:
-        rows = []
-        for summary in robo.registry.processes():
-            version = robo.registry.active(summary.id)
-            if version.definition.schedule is None:
-                continue
-            plan = effective_schedule(robo, summary.id)
-            state = "disabled" if not version.enabled else "paused" if version.paused else "active"
-            fire, skipped = next_run(plan, now) if plan else (None, [])
-            rows.append({
-                "process_id": summary.id,
-                "state": state,
-                "timezone": plan.timezone if plan else "",
-                "next_run_local": fire.at_local.isoformat(timespec="minutes") if fire else None,
-                "skipped_before": [{"at_local": s.at_local.isoformat(timespec="minutes"), "reason": s.skip_reason} for s in skipped],
-            })  # fmt: skip
+        rows = [asdict(plan) for plan in overview(robo, now)]
         if as_json:
             print_json(rows)
             return

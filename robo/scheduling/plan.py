@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from robo.app import Robo
 from robo.scheduling.calendar import EffectiveSchedule
 from robo.scheduling.triggers import build_trigger, describe, is_cron, trigger_key
 
@@ -72,3 +73,44 @@ def next_run(
             return fire, skipped
         skipped.append(fire)
     return None, skipped
+
+
+@dataclass(frozen=True)
+class ProcessPlan:
+    """One scheduled process as `robo schedule` shows it."""
+
+    process_id: str
+    state: str  # active, paused or disabled
+    timezone: str
+    next_run_local: str | None
+    skipped_before: list[dict[str, str | None]]
+
+
+def overview(robo: Robo, now: dt.datetime) -> list[ProcessPlan]:
+    """Every process with a schedule block: its state, next real run and the skips before it."""
+    from robo.scheduling.service import schedule_of
+
+    plans = []
+    for summary in robo.registry.processes():
+        version = robo.registry.active(summary.id)
+        if version.definition.schedule is None:
+            continue
+        schedule = schedule_of(version, robo.settings)
+        fire, skipped = next_run(schedule, now) if schedule else (None, [])
+        plans.append(
+            ProcessPlan(
+                process_id=summary.id,
+                state="disabled"
+                if not version.enabled
+                else "paused"
+                if version.paused
+                else "active",
+                timezone=schedule.timezone if schedule else "",
+                next_run_local=fire.at_local.isoformat(timespec="minutes") if fire else None,
+                skipped_before=[
+                    {"at_local": s.at_local.isoformat(timespec="minutes"), "reason": s.skip_reason}
+                    for s in skipped
+                ],
+            )
+        )
+    return plans

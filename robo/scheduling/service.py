@@ -25,7 +25,7 @@ from robo.clock import utcnow
 from robo.definition import Schedule, ScheduleEntry
 from robo.errors import RoboError
 from robo.logging import get_logger
-from robo.registry import ScheduleRow
+from robo.registry import ProcessVersion, ScheduleRow
 from robo.scheduling.calendar import EffectiveSchedule
 from robo.scheduling.decisions import DecisionLog
 from robo.scheduling.dispatch import Dispatcher, DispatchExecutor, fire_uid
@@ -33,6 +33,7 @@ from robo.scheduling.executors import make_executor
 from robo.scheduling.executors.base import Executor, RunJob
 from robo.scheduling.lock import LeaderLock, new_owner_id
 from robo.scheduling.triggers import build_trigger, describe, trigger_key
+from robo.settings import Settings
 
 JOB_FUNC = "robo.scheduling.dispatch:fire_now"
 JOB_TABLE = "robo_apscheduler_jobs"
@@ -61,14 +62,19 @@ def effective_schedule(robo: Robo, process_id: str) -> EffectiveSchedule | None:
         version = robo.registry.active(process_id)
     except RoboError:
         return None
+    return schedule_of(version, robo.settings)
+
+
+def schedule_of(version: ProcessVersion, settings: Settings) -> EffectiveSchedule | None:
+    """A version's schedule with the zone and calendar resolved; None if it must not fire."""
     schedule = version.definition.schedule
     if schedule is None or not version.enabled or version.paused:
         return None
     return EffectiveSchedule(
-        process_id=process_id,
+        process_id=version.definition.id,
         schedule=schedule,
-        timezone=schedule.timezone or robo.settings.effective_timezone,
-        calendar=schedule.calendar or robo.settings.effective_calendar,
+        timezone=schedule.timezone or settings.effective_timezone,
+        calendar=schedule.calendar or settings.effective_calendar,
     )
 
 
