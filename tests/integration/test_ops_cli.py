@@ -121,3 +121,19 @@ def test_a_second_scheduler_without_standby_exits_with_code_3(
 
     assert result.exit_code == 3
     assert "other-host:1:abc" in result.output and "--standby" in result.output
+
+
+def test_schedule_lists_the_next_run_in_the_regions_zone_and_pause_stops_it(
+    home: Path, sqlite_url: str, make_process: Any
+) -> None:
+    spec = definition(schedule={"triggers": [{"cron": "0 7 * * mon-fri"}]})
+    invoke(home, sqlite_url, "deploy", str(make_process(spec)))
+    guyane = {"ROBO_REGION": "guyane"}
+
+    (active,) = json.loads(invoke(home, sqlite_url, "schedule", "--json", env=guyane).stdout)
+    invoke(home, sqlite_url, "pause", "sample-process")
+    (paused,) = json.loads(invoke(home, sqlite_url, "schedule", "--json", env=guyane).stdout)
+
+    assert (active["state"], active["timezone"]) == ("active", "America/Cayenne")
+    assert active["next_run_local"].endswith("T07:00-03:00")
+    assert (paused["state"], paused["next_run_local"]) == ("paused", None)
