@@ -138,7 +138,9 @@ def worker_robo(home: Path, burst: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for phase in ("cold", "warm"):
         executor = RecordingExecutor()
-        svc = SchedulerService(robo, executor=executor, owner="bench")
+        svc = SchedulerService(
+            robo.settings, robo.db, robo.registry, robo.ledger, executor, owner="bench"
+        )
         started = time.perf_counter()
         svc.start()
         result[f"start_{phase}"] = time.perf_counter() - started

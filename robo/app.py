@@ -1,11 +1,18 @@
-"""The installation as one object: settings, database and services, built once at the edge."""
+"""The installation as one object: settings, database and services, built once at the edge.
+
+``Robo`` is the composition root: it builds each collaborator (database,
+registry, ledger, secret store, key store, executor) once and hands them to the
+service functions the CLI calls. Nothing below ``robo.app`` and ``robo.cli``
+imports it; services take only what they use.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from robo.redaction import Redactor
 from robo.settings import Settings
@@ -15,7 +22,9 @@ from robo.settings import Settings
 if TYPE_CHECKING:
     from robo.ledger import Ledger
     from robo.registry import Registry
+    from robo.replication.signing import KeyStore
     from robo.runner.run import RunEnvironment
+    from robo.scheduling.executors.base import Executor
     from robo.secrets import SecretStore
     from robo.storage.database import Database
 
@@ -35,9 +44,13 @@ class Robo:
 
     @cached_property
     def registry(self) -> Registry:
+        from robo.regional import RegionDefaults
         from robo.registry import Registry
 
-        return Registry(self.db)
+        defaults = RegionDefaults(
+            self.settings.effective_timezone, self.settings.effective_calendar
+        )
+        return Registry(self.db, defaults)
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -51,6 +64,12 @@ class Robo:
 
         key = load_or_create_key(self.settings.secret_key_file, self.settings.secret_key)
         return SecretStore(self.db, key, env=self.env, redactor=self.redactor)
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        from robo.replication.signing import KeyStore
+
+        return KeyStore(self.db, self.settings.home, self.settings.region)
 
     def run_environment(self) -> RunEnvironment:
         from robo.runner.run import RunEnvironment
@@ -66,6 +85,53 @@ class Robo:
             heartbeat_seconds=self.settings.heartbeat_seconds,
         )
 
+    def executor(self) -> Executor:
+        """The executor ROBO_EXECUTOR names, running jobs with :func:`execute_job`."""
+        from robo.scheduling.executors import make_executor
+
+        return make_executor(self.settings, execute_job, self.registry, self.ledger)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()
+
+
+def execute_job(job: dict[str, Any], settings: dict[str, Any], worker: str = "") -> dict[str, Any]:
+    """Run one job in this process with its own installation; idempotent on the job's uid.
+
+    Executors call it in a pool process or a Celery worker. A job delivered
+    twice (a broker redelivers what a killed worker held) finds its run row: it
+    then does nothing, since the scheduler abandons a dead run and resumes its
+    remaining items itself.
+    """
+    from robo.errors import DuplicateRun, RoboError
+    from robo.logging import configure
+    from robo.runner.run import RunRequest, run_process
+
+    config = Settings(**settings)
+    robo = Robo(config)
+    configure(config.log_level, config.log_format, robo.redactor)
+    try:
+        existing = robo.ledger.find_run(job["uid"])
+        if existing is not None:
+            return {"run_id": existing.id, "status": existing.status, "duplicate": True}
+        try:
+            version = robo.registry.active(job["process_id"])
+        except RoboError as exc:
+            return {"run_id": None, "status": "failed", "error": exc.message}
+        scheduled = job.get("scheduled_for")
+        request = RunRequest(
+            process_id=job["process_id"],
+            trigger=job["trigger"],
+            scheduled_for=dt.datetime.fromisoformat(scheduled) if scheduled else None,
+            resumes_run_id=job.get("resumes_run_id"),
+            worker=worker,
+            uid=job["uid"],
+        )
+        try:
+            result = run_process(robo.run_environment(), version, request)
+        except DuplicateRun:  # the other delivery got there first
+            return {"run_id": None, "status": "duplicate", "duplicate": True}
+        return {"run_id": result.run_id, "status": result.status}
+    finally:
+        robo.close()

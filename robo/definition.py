@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from robo import crontab
+
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$"
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -352,10 +354,19 @@ class ScheduleEntry(Model):
             raise ValueError(
                 f"cron '{self.cron}' must have 5 fields: minute hour day month weekday"
             )
-        from robo.scheduling.triggers import check_entry
-
-        check_entry(self)
+        crontab.check(self.cron, self.every_minutes)
         return self
+
+    @property
+    def is_cron(self) -> bool:
+        return self.cron is not None
+
+    def describe(self) -> str:
+        return crontab.describe(self.cron, self.every_minutes)
+
+    def key(self, index: int, timezone: str) -> str:
+        """The entry's stable job key (see ``robo.crontab.trigger_key``)."""
+        return crontab.trigger_key(index, self.cron, self.every_minutes, timezone)
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

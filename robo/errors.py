@@ -2,12 +2,17 @@
 
     RoboError
     ├── ConfigurationError        settings, key files, missing browser
+    ├── StorageError              the database failed (locked, unreachable, damaged): what to do
     ├── DefinitionError           a process file is wrong (carries every problem)
     ├── RegistryError
     │   ├── ProcessNotFound
     │   ├── VersionNotFound
     │   └── VersionConflict       same version number, different content
     ├── RunNotFound
+    ├── DuplicateRun              a job already has a run (a job runs at most once)
+    ├── DuplicateItem             an item is already recorded in its run (never counted twice)
+    ├── SchedulerBusy             another scheduler is active on this database (exit code 3)
+    ├── SchedulerLockLost         this scheduler lost its lease (exit code 4)
     ├── SecretError               unknown secret, undecryptable store
     ├── InputError                work-item input file is unreadable or inconsistent
     ├── ReportError               a report cannot be built as asked (period, option, output)
@@ -20,10 +25,16 @@
     │   └── MetricsError          a metrics file is malformed, tampered or too new
     └── BotException              raised inside a bot to end the current item
         ├── BusinessException     the data is wrong: not retried, handed to a human
+        │   └── TemplateProblem   a declarative step's value cannot be filled in from the item
         └── ApplicationException  the application misbehaved: retried per policy
+            └── StepError         a declarative step could not be carried out
 
-The CLI turns every RoboError into its message and exit code 1 (2 for usage);
-a class docstring is the default message.
+    BaseException
+    └── Deadline                  the watchdog's time limit is over: outside RoboError, and
+                                  not an Exception, so that bot code cannot swallow it
+
+The CLI turns every RoboError into its message and its exit code (1 unless the
+class says otherwise; 2 for usage); a class docstring is the default message.
 """
 
 from __future__ import annotations
@@ -46,6 +57,10 @@ class RoboError(Exception):
 
 class ConfigurationError(RoboError):
     """robo is not configured correctly."""
+
+
+class StorageError(RoboError):
+    """The database failed."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,26 @@ class VersionConflict(RegistryError):
 
 class RunNotFound(RoboError):
     """No such run in the ledger."""
+
+
+class DuplicateRun(RoboError):
+    """This job already has a run; a job runs at most once."""
+
+
+class DuplicateItem(RoboError):
+    """This item is already recorded in this run; it is never counted twice."""
+
+
+class SchedulerBusy(RoboError):
+    """Another scheduler is active on this database."""
+
+    exit_code = 3
+
+
+class SchedulerLockLost(RoboError):
+    """This scheduler lost its lease (another took over, or the database was unreachable)."""
+
+    exit_code = 4
 
 
 class SecretError(RoboError):
@@ -153,3 +188,18 @@ class BusinessException(BotException):
 
 class ApplicationException(BotException):
     """The application misbehaved; the item is retried per the retry policy."""
+
+
+class StepError(ApplicationException):
+    """A declarative step could not be carried out."""
+
+
+class TemplateProblem(BusinessException):
+    """A step's value cannot be filled in from this item (a missing field, a typo):
+    retrying cannot help, so the item goes to a human with the reason."""
+
+
+# Not a RoboError, not even an Exception: the watchdog raises it inside bot code, where
+# `except Exception:` is common, and it must still end the item.
+class Deadline(BaseException):
+    """The time allowed for this work is over."""

@@ -10,19 +10,19 @@ import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from robo.clock import utcnow
 from robo.definition import Baseline
-from robo.errors import RoboError, RunNotFound
+from robo.errors import DuplicateItem, DuplicateRun, RunNotFound
 from robo.redaction import Redactor
 from robo.storage.database import Database
-from robo.storage.models import ItemRow, RunRow
+from robo.storage.models import ItemRow, MetricImportRow, RunRow
 
 ItemStatus = Literal["success", "business_exception", "application_exception"]
 RunStatus = Literal["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]
@@ -81,6 +81,23 @@ class ItemDetail:
     output: dict[str, Any]
     minutes_saved: float
 
+    @classmethod
+    def of(cls, row: ItemRow) -> ItemDetail:
+        """The one mapping from an item row to what operators and managers read."""
+        return cls(
+            position=row.position,
+            reference=row.reference,
+            status=row.status,
+            attempts=row.attempts,
+            started_at=row.started_at.isoformat(timespec="seconds") if row.started_at else None,
+            duration_seconds=row.duration_seconds,
+            error_type=row.error_type,
+            error=row.error,
+            evidence=row.evidence,
+            output=row.output,
+            minutes_saved=row.minutes_saved,
+        )
+
 
 @dataclass(frozen=True)
 class RunDetail:
@@ -92,12 +109,84 @@ class RunDetail:
     items: list[ItemDetail]
 
 
-class DuplicateRun(RoboError):
-    """This job already has a run; a job runs at most once."""
+class ReportedBaseline(Protocol):
+    @property
+    def manual_minutes_per_item(self) -> float: ...
+    @property
+    def residual_minutes_per_item(self) -> float: ...
+    @property
+    def manual_minutes_per_run(self) -> float: ...
+    @property
+    def measured_by(self) -> str: ...
+    @property
+    def measured_on(self) -> str: ...
 
 
-class DuplicateItem(RoboError):
-    """This item is already recorded in this run; it is never counted twice."""
+class ReportedItem(Protocol):
+    """An item another region reported: outcome and minutes, no data (see replication)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def started_at(self) -> dt.datetime | None: ...
+    @property
+    def finished_at(self) -> dt.datetime | None: ...
+    @property
+    def duration_seconds(self) -> float | None: ...
+    @property
+    def error_type(self) -> str | None: ...
+    @property
+    def minutes_saved(self) -> float: ...
+
+
+class ReportedRun(Protocol):
+    """A finished run another region reported, with its baseline snapshot."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def process_id(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def application(self) -> str: ...
+    @property
+    def origin_region(self) -> str | None: ...
+    @property
+    def origin_version(self) -> str | None: ...
+    @property
+    def trigger(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> dt.datetime: ...
+    @property
+    def finished_at(self) -> dt.datetime | None: ...
+    @property
+    def items_total(self) -> int | None: ...
+    @property
+    def baseline(self) -> ReportedBaseline: ...
+    @property
+    def run_minutes_saved(self) -> float: ...
+    @property
+    def items(self) -> Sequence[ReportedItem]: ...
+
+
+@dataclass(frozen=True)
+class ReportedFile:
+    """One region's report (a metrics file), identified by its hash."""
+
+    file_hash: str
+    region: str
+    runs: Sequence[ReportedRun]
 
 
 class Ledger:
@@ -303,6 +392,87 @@ class Ledger:
             # The per-run saving (opening tools, compiling a report) only happened if work was done.
             run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
 
+    # --- runs reported by other regions ------------------------------------------
+
+    def own_final_runs(
+        self, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> Iterator[tuple[RunRow, Sequence[ItemRow]]]:
+        """This installation's finished runs (not imported ones), oldest first, with items."""
+        query = select(RunRow).where(
+            RunRow.imported_from.is_(None), RunRow.status.in_(FINAL_RUN_STATUSES)
+        )
+        if since is not None:
+            query = query.where(RunRow.started_at >= since)
+        if until is not None:
+            query = query.where(RunRow.started_at < until)
+        with self.db.session() as session:
+            for run in session.scalars(query.order_by(RunRow.started_at, RunRow.id)).all():
+                items = session.scalars(
+                    select(ItemRow).where(ItemRow.run_id == run.id).order_by(ItemRow.position)
+                ).all()
+                yield run, items
+
+    def import_reported(self, files: Sequence[ReportedFile]) -> list[tuple[int, int] | None]:
+        """Merge other regions' reports in one transaction, idempotently.
+
+        Per file: (runs added, items added), or None if that file was imported
+        before. A run is added when its uid is unknown; its items when their key
+        is not there yet; this installation's own runs are never touched.
+        """
+        results: list[tuple[int, int] | None] = []
+        seen: set[str] = set()
+        with self.db.session() as session:
+            for report in files:
+                done = session.scalar(
+                    select(MetricImportRow).where(MetricImportRow.file_hash == report.file_hash)
+                )
+                if done is not None or report.file_hash in seen:
+                    results.append(None)
+                    continue
+                seen.add(report.file_hash)
+                runs, items = self._merge_reported(session, report)
+                session.add(
+                    MetricImportRow(
+                        file_hash=report.file_hash, region=report.region, imported_at=utcnow(),
+                        runs=runs, items=items,
+                    )
+                )  # fmt: skip
+                session.flush()
+                results.append((runs, items))
+        return results
+
+    @staticmethod
+    def _merge_reported(session: Any, report: ReportedFile) -> tuple[int, int]:
+        runs_added = items_added = 0
+        for record in report.runs:
+            row = session.scalar(select(RunRow).where(RunRow.uid == record.uid))
+            if row is None:
+                row = _reported_run_row(record, report.region)
+                session.add(row)
+                session.flush()
+                runs_added += 1
+                present: set[str] = set()
+            elif row.imported_from != report.region:
+                continue  # this installation's own run, or one reported by another region
+            else:
+                present = set(
+                    session.scalars(select(ItemRow.reference).where(ItemRow.run_id == row.id))
+                )
+            for item in record.items:
+                if item.key in present:
+                    continue
+                session.add(
+                    ItemRow(
+                        run_id=row.id, position=item.position, reference=item.key,
+                        status=item.status, attempts=item.attempts, started_at=item.started_at,
+                        finished_at=item.finished_at, duration_seconds=item.duration_seconds,
+                        error_type=item.error_type, error=None, evidence=[], data={}, output={},
+                        minutes_saved=item.minutes_saved,
+                    )
+                )  # fmt: skip
+                items_added += 1
+        return runs_added, items_added
+
     # --- reading -------------------------------------------------------------------
 
     def runs(
@@ -342,24 +512,7 @@ class Ledger:
                     "measured_on": run.baseline_measured_on,
                 },
                 host=run.host,
-                items=[
-                    ItemDetail(
-                        position=i.position,
-                        reference=i.reference,
-                        status=i.status,
-                        attempts=i.attempts,
-                        started_at=i.started_at.isoformat(timespec="seconds")
-                        if i.started_at
-                        else None,
-                        duration_seconds=i.duration_seconds,
-                        error_type=i.error_type,
-                        error=i.error,
-                        evidence=i.evidence,
-                        output=i.output,
-                        minutes_saved=i.minutes_saved,
-                    )
-                    for i in items
-                ],
+                items=[ItemDetail.of(i) for i in items],
             )
 
     @staticmethod
@@ -406,3 +559,19 @@ class Ledger:
             minutes_saved=counts.get("minutes", 0.0) + run.run_minutes_saved,
             error=run.error,
         )
+
+
+def _reported_run_row(record: ReportedRun, region: str) -> RunRow:
+    b = record.baseline
+    return RunRow(
+        uid=record.uid, process_id=record.process_id, version_id=None, version=record.version,
+        region=record.region, application=record.application,
+        origin_region=record.origin_region, origin_version=record.origin_version,
+        imported_from=region, trigger=record.trigger, status=record.status,
+        started_at=record.started_at, finished_at=record.finished_at, heartbeat_at=None,
+        host="", pid=None, parameters={}, input_name="", items_total=record.items_total,
+        error=None, manual_minutes_per_item=b.manual_minutes_per_item,
+        residual_minutes_per_item=b.residual_minutes_per_item,
+        manual_minutes_per_run=b.manual_minutes_per_run, baseline_measured_by=b.measured_by,
+        baseline_measured_on=b.measured_on, run_minutes_saved=record.run_minutes_saved,
+    )  # fmt: skip

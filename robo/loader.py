@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from robo.canonical import definition_bytes
 from robo.definition import STEP_KINDS, ProcessDefinition
 from robo.errors import DefinitionError, Problem
 
@@ -57,10 +57,7 @@ def content_hash(definition: ProcessDefinition, files: dict[str, bytes]) -> str:
     change the hash of versions deployed before it.
     """
     digest = hashlib.sha256()
-    canonical = json.dumps(
-        definition.model_dump(mode="json", exclude_defaults=True), sort_keys=True
-    )
-    digest.update(canonical.encode())
+    digest.update(definition_bytes(definition.model_dump(mode="json", exclude_defaults=True)))
     for name in sorted(files):
         digest.update(b"\0" + name.encode() + b"\0")
         digest.update(hashlib.sha256(files[name]).digest())

@@ -1,7 +1,16 @@
-"""The registry: immutable, hashed process versions and which one is active."""
+"""The registry: immutable, hashed process versions, which one is active, and how this region runs it.
+
+``Registry.active`` is the one place that turns a stored version into "the
+version as this region runs it": the region's overlay applied (parameters,
+baseline, schedule, secret names) and the schedule's zone and calendar
+resolved. The runner, the dispatcher and `robo schedule` all read it;
+``Registry.schedules`` streams the same resolution for a scheduler over
+thousands of processes.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import os
@@ -10,15 +19,23 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from robo.clock import utcnow
 from robo.definition import ProcessDefinition
-from robo.errors import ProcessNotFound, VersionConflict, VersionNotFound
+from robo.errors import ProcessNotFound, RegistryError, VersionConflict, VersionNotFound
 from robo.loader import DEFINITION_FILE, LoadedProcess
+from robo.overlay import Overlay, apply
+from robo.regional import (
+    EffectiveSchedule,
+    RegionDefaults,
+    ScheduleResolver,
+    fires,
+    resolve_schedule,
+)
 from robo.storage.database import Database
 from robo.storage.models import (
     OverlayRow,
@@ -64,14 +81,12 @@ class ProcessSummary:
 
 
 @dataclass(frozen=True)
-class ScheduleRow:
+class ScheduledProcess:
+    """A process as a scheduler sees it: its resolved schedule, and whether it fires."""
+
     process_id: str
-    enabled: bool
-    paused: bool
-    content_hash: str
-    schedule: dict[str, Any] | None
-    overlay: dict[str, Any] | None
-    overlay_hash: str | None
+    schedule: EffectiveSchedule | None
+    fires: bool
 
 
 @dataclass(frozen=True)
@@ -96,13 +111,15 @@ class ProcessVersion:
     paused: bool = False
     origin_region: str | None = None
     origin_version: str | None = None
-    # Set when the region's overlay is applied (Registry.active): None means the
-    # installation's own time zone / calendar; secret_names maps a definition's
-    # secret name to the name of the local secret.
-    timezone: str | None = None
-    calendar: str | None = None
+    # The definition's schedule with its zone and calendar resolved (None: no schedule).
+    schedule: EffectiveSchedule | None = None
+    # A definition's secret name -> the name of the local secret (from the overlay).
     secret_names: dict[str, str] = field(default_factory=dict)
-    overlay_hash: str | None = None
+
+    @property
+    def fires(self) -> bool:
+        """Whether a scheduler fires this version (enabled, not paused, has a schedule)."""
+        return fires(self.enabled, self.paused, self.schedule)
 
     def unpack(self, root: Path) -> Path:
         """Write the version's files under ``root/<hash>`` once; return that folder."""
@@ -133,9 +150,11 @@ def _actor() -> str:
 
 
 class Registry:
-    def __init__(self, db: Database, actor: str | None = None) -> None:
+    def __init__(self, db: Database, defaults: RegionDefaults, actor: str | None = None) -> None:
         self.db = db
+        self.defaults = defaults
         self.actor = _actor() if actor is None else actor
+        self._resolver = ScheduleResolver(defaults)
 
     # --- writing ---------------------------------------------------------------
 
@@ -217,21 +236,20 @@ class Registry:
             overlays = session.scalar(select(func.count()).select_from(OverlayRow)) or 0
         return last_event, f"{overlays}:{last_overlay}"
 
-    def schedule_rows(self) -> Iterator[ScheduleRow]:
-        """Every process's schedule data in one query: what a scheduler syncs from.
+    def schedules(self) -> Iterator[ScheduledProcess]:
+        """Every process's resolved schedule, from one query: what a scheduler syncs from.
 
-        Only the schedule part of each definition is read (no full validation),
-        so a scheduler over ten thousand processes starts in seconds.
+        The same rule as ``active`` (overlay, zone, calendar, pause), but only the
+        schedule part of each definition is read (no full validation), so a
+        scheduler over ten thousand processes starts in seconds.
         """
         query = (
             select(
                 ProcessRow.id,
                 ProcessRow.enabled,
                 ProcessRow.paused,
-                VersionRow.content_hash,
                 VersionRow.definition["schedule"],
                 OverlayRow.data,
-                OverlayRow.content_hash,
             )
             .join(VersionRow, VersionRow.id == ProcessRow.active_version_id)
             .outerjoin(OverlayRow, OverlayRow.process_id == ProcessRow.id)
@@ -239,8 +257,14 @@ class Registry:
         )
         with self.db.session() as session:
             # Streamed: ten thousand parsed schedule blocks never sit in memory at once.
-            for row in session.execute(query.execution_options(yield_per=500)):
-                yield ScheduleRow(*row)
+            for pid, enabled, paused, base, overlay in session.execute(
+                query.execution_options(yield_per=500)
+            ):
+                if not (enabled and not paused):  # never fires: not worth validating
+                    yield ScheduledProcess(pid, None, False)
+                    continue
+                schedule = self._resolver.resolve(pid, base, overlay)
+                yield ScheduledProcess(pid, schedule, fires(enabled, paused, schedule))
 
     def process_ids(self) -> list[str]:
         with self.db.session() as session:
@@ -301,24 +325,39 @@ class Registry:
             return result
 
     def active(self, process_id: str, *, with_overlay: bool = True) -> ProcessVersion:
-        """The version to run: the active one with this region's overlay applied.
+        """The version as this region runs it: the active one with the overlay applied.
 
-        Runner and scheduler both call this, so a run uses the local parameters,
-        baseline and secret names, and a schedule the local time zone and calendar.
-        ``with_overlay=False`` gives the version exactly as deployed or imported.
+        Runner, dispatcher and `robo schedule` all call this, so a run uses the
+        local parameters, baseline and secret names, and a schedule the local
+        time zone and calendar. ``with_overlay=False`` gives the version exactly
+        as deployed or imported (its schedule still resolved in this region).
         """
         with self.db.session() as session:
             process = self._process(session, process_id)
             if process.active_version is None:
                 raise ProcessNotFound(f"process '{process_id}' has no active version")
             version = self._snapshot(process.active_version, process)
-            overlay = session.get(OverlayRow, process_id) if with_overlay else None
-            if overlay is None:
-                return version
-            data, digest = overlay.data, overlay.content_hash
-        from robo.replication.overlays import apply_to_version
+            row = session.get(OverlayRow, process_id) if with_overlay else None
+            data = None if row is None else row.data
+        if data is None:
+            return version
+        overlay = Overlay.model_validate(data)
+        definition = apply(version.definition, overlay)
+        return dataclasses.replace(
+            version,
+            definition=definition,
+            schedule=resolve_schedule(definition.id, definition.schedule, self.defaults),
+            secret_names=dict(overlay.secrets),
+        )
 
-        return apply_to_version(version, data, digest)
+    def firing_schedule(self, process_id: str) -> EffectiveSchedule | None:
+        """The schedule a scheduler fires for this process; None if none, or if it must not
+        fire (unknown, disabled, paused)."""
+        try:
+            version = self.active(process_id)
+        except RegistryError:
+            return None
+        return version.schedule if version.fires else None
 
     def get(self, process_id: str, version: str) -> ProcessVersion:
         with self.db.session() as session:
@@ -418,11 +457,12 @@ class Registry:
             )
         return row
 
-    @staticmethod
-    def _snapshot(row: VersionRow, process: ProcessRow) -> ProcessVersion:
+    def _snapshot(self, row: VersionRow, process: ProcessRow) -> ProcessVersion:
+        definition = ProcessDefinition.model_validate(row.definition)
         return ProcessVersion(
             version_id=row.id,
-            definition=ProcessDefinition.model_validate(row.definition),
+            definition=definition,
+            schedule=resolve_schedule(definition.id, definition.schedule, self.defaults),
             definition_text=row.definition_text,
             files={f.path: f.content for f in row.files},
             content_hash=row.content_hash,
@@ -446,9 +486,3 @@ def _is_binary(data: bytes | None) -> bool:
 def _next_patch(version: str) -> str:
     core = version.split("-")[0].split(".")
     return ".".join([*core[:2], str(int(core[2]) + 1)])
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(obj)

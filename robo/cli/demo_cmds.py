@@ -86,7 +86,11 @@ def demo(obj: Any, processes_dir: Path) -> None:
         return bar
 
     try:
-        result = run_demo(obj.robo, processes_dir, progress=progress, announce=note)
+        robo = obj.robo
+        result = run_demo(
+            robo.settings, robo.db, robo.registry, robo.run_environment(), processes_dir,
+            progress=progress, announce=note,
+        )  # fmt: skip
     finally:
         for bar in bars:
             bar.stop()

@@ -36,7 +36,10 @@ def worker(obj: Any, slots: int | None, name: str | None) -> None:
     robo = obj.robo
     if robo.settings.executor != "celery":
         raise ConfigurationError("`robo worker` needs ROBO_EXECUTOR=celery and ROBO_BROKER_URL")
-    run_worker(robo, slots or robo.settings.bot_slots, name)
+    from robo.app import execute_job
+
+    slots = slots or robo.settings.bot_slots
+    run_worker(robo.settings, robo.db, robo.registry, execute_job, slots, name)
 
 
 @click.command()
@@ -46,7 +49,7 @@ def workers(obj: Any, as_json: bool) -> None:
     """Live workers, their slots and the runs they are executing."""
     from robo.scheduling.workers import list_workers
 
-    rows = list_workers(obj.robo)
+    rows = list_workers(obj.robo.db, obj.robo.settings.heartbeat_seconds)
     if as_json:
         print_json(rows)
         return
@@ -67,13 +70,12 @@ def submit(obj: Any, process_ids: tuple[str, ...], as_json: bool) -> None:
     Example:
       robo submit residence-permit-entry invoice-commitment-check
     """
-    from robo.scheduling.executors import make_executor
     from robo.scheduling.executors.base import RunJob
 
     robo = obj.robo
     for process_id in process_ids:
         robo.registry.active(process_id)  # refuse unknown ids before queuing anything
-    executor = make_executor(robo.settings, robo)
+    executor = robo.executor()
     jobs = [RunJob(process_id, "submit") for process_id in process_ids]
     try:
         for job in jobs:
@@ -99,8 +101,12 @@ def doctor(obj: Any, as_json: bool) -> None:
     Exits 1 if anything is a problem.
     """
     from robo.doctor import diagnose
+    from robo.scheduling.executors.celery import longest_run
 
-    checks = diagnose(obj.robo)
+    robo = obj.robo
+    # Doctor opens the database without migrating it, and asks for the registry (which opens
+    # robo.db, migrating) only once it found the schema at the newest revision.
+    checks = diagnose(robo.settings, longest_run=lambda: longest_run(robo.registry))
     if as_json:
         print_json(checks)
     else:

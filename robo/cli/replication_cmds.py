@@ -64,7 +64,7 @@ def export_cmd(
     if output is None:
         chosen = version or robo.registry.active(process_id, with_overlay=False).definition.version
         output = Path(bundle_name(process_id, chosen))
-    result = export_bundle(robo, process_id, version, output)
+    result = export_bundle(robo.registry, robo.keys, process_id, version, output)
     if as_json:
         print_json(result)
         return
@@ -99,7 +99,8 @@ def import_cmd(obj: Any, bundle: Path, overlay_file: Path | None, as_json: bool)
     """
     from robo.replication.bundles import import_bundle
 
-    result = import_bundle(obj.robo, bundle, overlay_file)
+    robo = obj.robo
+    result = import_bundle(robo.db, robo.registry, robo.keys, bundle, overlay_file)
     if as_json:
         print_json(result)
         return
@@ -129,9 +130,7 @@ def keys_generate(obj: Any, force: bool, as_json: bool) -> None:
 
     Prints the public key to give to other regions for `robo keys trust`.
     """
-    from robo.replication.signing import generate_region_key
-
-    result = generate_region_key(obj.robo, force=force)
+    result = obj.robo.keys.generate(force=force)
     if as_json:
         print_json(result)
         return
@@ -148,9 +147,7 @@ def keys_generate(obj: Any, force: bool, as_json: bool) -> None:
 @click.pass_obj
 def keys_trust(obj: Any, region: str, public_key: str, replace: bool, as_json: bool) -> None:
     """Trust REGION's public key for bundles and metrics files."""
-    from robo.replication.signing import trust
-
-    result = trust(obj.robo.db, region, public_key, replace=replace)
+    result = obj.robo.keys.trust(region, public_key, replace=replace)
     if as_json:
         print_json(result)
         return
@@ -162,9 +159,7 @@ def keys_trust(obj: Any, region: str, public_key: str, replace: bool, as_json: b
 @click.pass_obj
 def keys_list(obj: Any, as_json: bool) -> None:
     """This region's public key and every trusted key."""
-    from robo.replication.signing import list_keys
-
-    result = list_keys(obj.robo)
+    result = obj.robo.keys.listing()
     if as_json:
         print_json(result)
         return
@@ -259,7 +254,9 @@ def replicas(obj: Any, catalogue: Path | None, as_json: bool) -> None:
     """Processes adopted from other regions, and newer versions in the catalogue."""
     from robo.replication.catalogue import replicas as list_replicas
 
-    rows, read = list_replicas(obj.robo, catalogue)
+    robo = obj.robo
+    folder = catalogue or robo.settings.catalogue
+    rows, read = list_replicas(robo.db, robo.registry, robo.keys, folder)
     if as_json:
         print_json({"replicas": rows, "rejected": read.rejected if read else []})
         return
@@ -303,7 +300,9 @@ def upgrade(
     """
     from robo.replication.catalogue import upgrade as do_upgrade
 
-    result = do_upgrade(obj.robo, process_id, catalogue, overlay_file)
+    robo = obj.robo
+    folder = catalogue or robo.settings.catalogue
+    result = do_upgrade(robo.db, robo.registry, robo.keys, process_id, folder, overlay_file)
     if as_json:
         print_json(result)
         return
@@ -342,7 +341,9 @@ def metrics_export(
     """
     from robo.replication.metrics import export_metrics
 
-    result = export_metrics(obj.robo, output, _day(since, "--since"), _day(until, "--until"))
+    robo = obj.robo
+    since_at, until_at = _day(since, "--since"), _day(until, "--until")
+    result = export_metrics(robo.ledger, robo.keys, output, since_at, until_at)
     if as_json:
         print_json(result)
         return
@@ -359,7 +360,7 @@ def metrics_import(obj: Any, files: tuple[Path, ...], as_json: bool) -> None:
     """Merge regions' metrics files; importing one twice changes nothing."""
     from robo.replication.metrics import import_metrics
 
-    results = import_metrics(obj.robo, list(files))
+    results = import_metrics(obj.robo.ledger, obj.robo.keys, list(files))
     if as_json:
         print_json(results)
         return

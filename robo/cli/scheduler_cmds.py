@@ -66,7 +66,7 @@ def start(obj: Any, standby: bool, slots: int | None, drain_seconds: float) -> N
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    service = SchedulerService(robo)
+    service = SchedulerService(robo.settings, robo.db, robo.registry, robo.ledger, robo.executor())
     note(f"scheduler {service.owner} on {robo.db.safe_url} ({robo.settings.bot_slots} bot slot(s), "
          f"region {robo.settings.region}, {robo.settings.effective_timezone})")  # fmt: skip
     service.run(stop, wait=standby, drain_seconds=drain_seconds)
@@ -121,12 +121,11 @@ def schedule(obj: Any, process_id: str | None, count: int, as_json: bool) -> Non
     from robo.clock import utcnow
     from robo.scheduling.decisions import DecisionLog
     from robo.scheduling.plan import overview, upcoming
-    from robo.scheduling.service import effective_schedule
 
     robo = obj.robo
     now = utcnow()
     if process_id is None:
-        rows = [asdict(plan) for plan in overview(robo, now)]
+        rows = [asdict(plan) for plan in overview(robo.registry, now)]
         if as_json:
             print_json(rows)
             return
@@ -139,7 +138,7 @@ def schedule(obj: Any, process_id: str | None, count: int, as_json: bool) -> Non
             for r in rows
         ])  # fmt: skip
         return
-    plan = effective_schedule(robo, process_id)
+    plan = robo.registry.firing_schedule(process_id)
     events = DecisionLog(robo.db).events(process_id, limit=20)
     fires = upcoming(plan, now, count) if plan else []
     if as_json:

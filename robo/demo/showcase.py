@@ -1,24 +1,28 @@
 """The demo: sample portal, sample processes, real runs, hours saved, the HTML report.
 
-It never touches stored secrets: the portal password reaches the bots through
-the ROBO_SECRET_PORTAL_PASSWORD source of this process only.
+It never touches stored secrets: the portal password is made up for this demo
+and reaches its bots only (and the redactor), never the secret store.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets as pysecrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from robo.app import Robo
 from robo.clock import utcnow
 from robo.errors import InputError
 from robo.loader import load_many
-from robo.registry import DeployResult
+from robo.registry import DeployResult, Registry
 from robo.reports.hours import ProcessHours, hours_by_process
 from robo.reports.report import Report
-from robo.runner.run import Progress, RunRequest, RunResult, run_process
+from robo.runner.run import Progress, RunEnvironment, RunRequest, RunResult, run_process
+from robo.settings import Settings
+from robo.storage.database import Database
+
+PORTAL_SECRET = "portal_password"
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,10 @@ class DemoResult:
 
 
 def run_demo(
-    robo: Robo,
+    settings: Settings,
+    db: Database,
+    registry: Registry,
+    environment: RunEnvironment,
     processes_dir: Path,
     *,
     progress: Callable[[str], Progress | None] = lambda _pid: None,
@@ -47,38 +54,45 @@ def run_demo(
         )
     loaded = load_many([processes_dir])
     password = pysecrets.token_urlsafe(12)
-    robo.env["ROBO_SECRET_PORTAL_PASSWORD"] = password
+
+    def secret(name: str) -> str:
+        if name != PORTAL_SECRET:
+            return environment.secret(name)
+        environment.redactor.add(password)
+        return password
+
+    run_environment = dataclasses.replace(environment, secret=secret)
     since = utcnow()
     with PortalServer(PortalConfig(password=password)) as portal:
         portal_url = portal.url
         announce(f"sample portal running at {portal_url}")
-        deployed = [robo.registry.deploy(process) for process in loaded]
+        deployed = [registry.deploy(process) for process in loaded]
         results = []
         for process in loaded:
             pid = process.definition.id
             params = (
                 {"portal_url": portal.url} if "portal_url" in process.definition.parameters else {}
             )
-            version = robo.registry.active(pid)
+            version = registry.active(pid)
             request = RunRequest(process_id=pid, params=params, trigger="demo")
-            results.append(run_process(robo.run_environment(), version, request, progress(pid)))
-    report, report_path = write_report(robo)
+            results.append(run_process(run_environment, version, request, progress(pid)))
+    report, report_path = write_report(settings, db)
     return DemoResult(
         portal_url,
         deployed,
         results,
-        hours_by_process(robo.db, since=since),
+        hours_by_process(db, since=since),
         report,
         report_path,
     )
 
 
-def write_report(robo: Robo) -> tuple[Report, Path]:
+def write_report(settings: Settings, db: Database) -> tuple[Report, Path]:
     """The programme's report (whole ledger) as HTML under ROBO_HOME/reports/."""
     from robo.reports.html import SERIES, write_html
     from robo.reports.report import build_report
 
     report = build_report(
-        robo.db, ("process",), fte_hours_per_year=robo.settings.fte_hours_per_year, series=SERIES
+        db, ("process",), fte_hours_per_year=settings.fte_hours_per_year, series=SERIES
     )
-    return report, write_html(report, robo.settings.home / "reports" / "demo-report.html")
+    return report, write_html(report, settings.home / "reports" / "demo-report.html")

@@ -29,16 +29,21 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from robo.canonical import signed_bytes
 from robo.clock import utcnow
 from robo.definition import SEMVER, SLUG
 from robo.errors import BundleError, DefinitionError, DowngradeRefused, VersionConflict
 from robo.loader import DEFINITION_FILE, LoadedProcess, load_process
-from robo.replication import overlays, signing
+from robo.overlay import check_fits, load_overlay
+from robo.replication import overlays
 from robo.replication.archive import Limits, read_entries, unsafe_name
 from robo.replication.semver import SemVer, newest
+from robo.replication.signing import sign
 
 if TYPE_CHECKING:
-    from robo.app import Robo
+    from robo.registry import Registry
+    from robo.replication.signing import KeyStore
+    from robo.storage.database import Database
 
 FORMAT = "robo-bundle"
 FORMAT_VERSION = 1
@@ -96,11 +101,12 @@ class ImportResult:
 # --- export --------------------------------------------------------------------------------
 
 
-def export_bundle(robo: Robo, process_id: str, version: str | None, output: Path) -> ExportResult:
+def export_bundle(
+    registry: Registry, keys: KeyStore, process_id: str, version: str | None, output: Path
+) -> ExportResult:
     """Write one signed bundle of a deployed version (default: the active one)."""
-    region = robo.settings.region
-    key = signing.load_private(robo.settings.home, region)
-    registry = robo.registry
+    region = keys.region
+    key = keys.private()
     if version is None:
         version = registry.active(process_id, with_overlay=False).definition.version
     pv = registry.get(process_id, version)  # as deployed: never the region's overlay
@@ -117,12 +123,12 @@ def export_bundle(robo: Robo, process_id: str, version: str | None, output: Path
         definition_hash=pv.content_hash,
         files={name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())},
     )
-    body = signing.canonical(manifest.model_dump(mode="json"))
+    body = signed_bytes(manifest.model_dump(mode="json"))
     write_zip(
         output,
         {
             MANIFEST: body,
-            SIGNATURE: signing.sign(key, body).encode(),
+            SIGNATURE: sign(key, body).encode(),
             **{FILES + name: data for name, data in sorted(contents.items())},
         },
     )
@@ -178,29 +184,29 @@ def read_manifest(entries: dict[str, bytes], path: Path) -> tuple[Manifest, byte
 
 
 def verify_signature(
-    robo: Robo, manifest: Manifest, raw: bytes, signature: bytes, path: Path
+    keys: KeyStore, manifest: Manifest, raw: bytes, signature: bytes, path: Path
 ) -> None:
     try:
         text = signature.decode("ascii").strip()
     except UnicodeDecodeError:
         text = ""
-    signing.verify(robo.db, manifest.signed_by, raw, text, f"bundle {path.name}")
+    keys.verify(manifest.signed_by, raw, text, f"bundle {path.name}")
 
 
-def read_signed_manifest(robo: Robo, path: Path, limits: Limits | None = None) -> Manifest:
+def read_signed_manifest(keys: KeyStore, path: Path, limits: Limits | None = None) -> Manifest:
     """The manifest of a bundle whose signature verifies (for catalogues: files unread)."""
     entries = read_entries(path, limits or Limits(), only={MANIFEST, SIGNATURE})
     manifest, raw = read_manifest(entries, path)
-    verify_signature(robo, manifest, raw, entries[SIGNATURE], path)
+    verify_signature(keys, manifest, raw, entries[SIGNATURE], path)
     return manifest
 
 
-def read_bundle(robo: Robo, path: Path, limits: Limits | None = None) -> VerifiedBundle:
+def read_bundle(keys: KeyStore, path: Path, limits: Limits | None = None) -> VerifiedBundle:
     """Every check short of the definition itself; nothing is written anywhere."""
     limits = limits or Limits()
     entries = read_entries(path, limits)
     manifest, raw = read_manifest(entries, path)
-    verify_signature(robo, manifest, raw, entries[SIGNATURE], path)
+    verify_signature(keys, manifest, raw, entries[SIGNATURE], path)
     unexpected = sorted(set(entries) - {MANIFEST, SIGNATURE} - {FILES + n for n in manifest.files})
     missing = sorted(n for n in manifest.files if FILES + n not in entries)
     if unexpected or missing:
@@ -256,17 +262,18 @@ def load_definition(bundle: VerifiedBundle) -> LoadedProcess:
 # --- import --------------------------------------------------------------------------------
 
 
-def import_bundle(robo: Robo, path: Path, overlay: Path | None = None) -> ImportResult:
+def import_bundle(
+    db: Database, registry: Registry, keys: KeyStore, path: Path, overlay: Path | None = None
+) -> ImportResult:
     """Verify everything, then register the version with its lineage (one transaction).
 
     The region's stored overlay must fit the new version; ``overlay`` gives a
     new overlay file instead, checked against the new version and stored with it.
     """
-    bundle = read_bundle(robo, path)
+    bundle = read_bundle(keys, path)
     loaded = load_definition(bundle)
     manifest = bundle.manifest
-    registry = robo.registry
-    pid, local = manifest.process_id, robo.settings.region
+    pid, local = manifest.process_id, keys.region
     known = {p.id for p in registry.processes()}
     previous: str | None = None
     if pid in known:
@@ -285,10 +292,10 @@ def import_bundle(robo: Robo, path: Path, overlay: Path | None = None) -> Import
                 "VERSION)"
             )
         previous = next((v.version for v in versions if v.active), None)
-    replacement = overlays.load_overlay(overlay) if overlay else None
-    stored = replacement or overlays.stored(robo.db, pid)
+    replacement = load_overlay(overlay) if overlay else None
+    stored = replacement or overlays.stored(db, pid)
     if stored is not None:
-        overlays.check_fits(stored, loaded.definition)
+        check_fits(stored, loaded.definition)
     try:
         result = registry.deploy(
             loaded, origin_region=manifest.origin_region, origin_version=manifest.origin_version
@@ -299,7 +306,7 @@ def import_bundle(robo: Robo, path: Path, overlay: Path | None = None) -> Import
             "content; a bundle never changes a released version: refused"
         ) from None
     if replacement is not None:
-        overlays.store(robo.db, replacement)
+        overlays.store(db, replacement)
     diff = ""
     if previous and previous != manifest.version:
         diff = registry.diff(pid, previous, manifest.version)

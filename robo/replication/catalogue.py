@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING
 
 from robo.errors import ReplicationError, RoboError
 from robo.replication.bundles import Manifest, import_bundle, read_signed_manifest
+from robo.replication.overlays import list_overlays
 from robo.replication.semver import SemVer
 
 if TYPE_CHECKING:
-    from robo.app import Robo
+    from robo.registry import Registry
+    from robo.replication.signing import KeyStore
+    from robo.storage.database import Database
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,8 @@ class UpgradeResult:
     diff: str
 
 
-def catalogue_folder(robo: Robo, folder: Path | None) -> Path:
-    chosen = folder or robo.settings.catalogue
+def catalogue_folder(chosen: Path | None) -> Path:
+    """The catalogue folder asked for (--catalogue, else ROBO_CATALOGUE), checked."""
     if chosen is None:
         raise ReplicationError(
             "no catalogue: pass --catalogue DIR or set ROBO_CATALOGUE (a folder of bundles)"
@@ -68,31 +71,27 @@ def catalogue_folder(robo: Robo, folder: Path | None) -> Path:
     return chosen
 
 
-def read_catalogue(robo: Robo, folder: Path) -> Catalogue:
+def read_catalogue(keys: KeyStore, folder: Path) -> Catalogue:
     entries: list[CatalogueEntry] = []
     rejected: list[str] = []
     for path in sorted(folder.glob("*.zip")):
         try:
-            entries.append(CatalogueEntry(path, read_signed_manifest(robo, path)))
+            entries.append(CatalogueEntry(path, read_signed_manifest(keys, path)))
         except RoboError as exc:
             rejected.append(f"{path.name}: {exc.message}")
     return Catalogue(str(folder), entries, rejected)
 
 
-def replicas(robo: Robo, folder: Path | None) -> tuple[list[Replica], Catalogue | None]:
-    """Each process adopted from another region, and whether the catalogue has newer."""
-    from robo.replication.overlays import list_overlays
-
-    catalogue = (
-        read_catalogue(robo, catalogue_folder(robo, folder))
-        if (folder or robo.settings.catalogue)
-        else None
-    )
-    adapted = {o.process_id for o in list_overlays(robo.db)}
-    local = robo.settings.region
+def replicas(
+    db: Database, registry: Registry, keys: KeyStore, folder: Path | None
+) -> tuple[list[Replica], Catalogue | None]:
+    """Each process adopted from another region, and whether the catalogue (if any) has newer."""
+    catalogue = read_catalogue(keys, catalogue_folder(folder)) if folder else None
+    adapted = {o.process_id for o in list_overlays(db)}
+    local = keys.region
     result = []
-    for process in robo.registry.processes():
-        active = next(v for v in robo.registry.versions(process.id) if v.active)
+    for process in registry.processes():
+        active = next(v for v in registry.versions(process.id) if v.active)
         if active.origin_region in (None, local):
             continue
         newest = catalogue.newest(process.id) if catalogue else None
@@ -113,11 +112,16 @@ def replicas(robo: Robo, folder: Path | None) -> tuple[list[Replica], Catalogue 
 
 
 def upgrade(
-    robo: Robo, process_id: str, folder: Path | None, overlay: Path | None = None
+    db: Database,
+    registry: Registry,
+    keys: KeyStore,
+    process_id: str,
+    folder: Path | None,
+    overlay: Path | None = None,
 ) -> UpgradeResult:
     """Import the newest catalogue version, keeping the region's overlay (or ``overlay``)."""
-    catalogue = read_catalogue(robo, catalogue_folder(robo, folder))
-    current = robo.registry.active(process_id, with_overlay=False).definition.version
+    catalogue = read_catalogue(keys, catalogue_folder(folder))
+    current = registry.active(process_id, with_overlay=False).definition.version
     newest = catalogue.newest(process_id)
     if newest is None:
         why = f" ({'; '.join(catalogue.rejected)})" if catalogue.rejected else ""
@@ -128,7 +132,7 @@ def upgrade(
         return UpgradeResult(
             process_id, current, current, "up-to-date", False, str(newest.path), ""
         )
-    imported = import_bundle(robo, newest.path, overlay)
+    imported = import_bundle(db, registry, keys, newest.path, overlay)
     return UpgradeResult(
         process_id, current, imported.version, "upgraded", imported.overlay_kept,
         str(newest.path), imported.diff,

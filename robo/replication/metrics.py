@@ -26,17 +26,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
+from robo.canonical import signed_bytes
 from robo.clock import utcnow
 from robo.definition import SLUG
 from robo.errors import MetricsError
-from robo.ledger import FINAL_RUN_STATUSES
-from robo.replication import signing
-from robo.storage.models import ItemRow, MetricImportRow, RunRow
+from robo.ledger import Ledger, ReportedFile
+from robo.replication.signing import KeyStore, sign
 
 if TYPE_CHECKING:
-    from robo.app import Robo
+    from collections.abc import Sequence
+
+    from robo.storage.models import ItemRow, RunRow
 
 FORMAT = "robo-metrics"
 FORMAT_VERSION = 1
@@ -122,26 +123,19 @@ def item_key(run_uid: str, reference: str) -> str:
 
 
 def export_metrics(
-    robo: Robo, output: Path, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ledger: Ledger,
+    keys: KeyStore,
+    output: Path,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> MetricsExport:
-    region = robo.settings.region
-    key = signing.load_private(robo.settings.home, region)
-    query = select(RunRow).where(
-        RunRow.imported_from.is_(None), RunRow.status.in_(FINAL_RUN_STATUSES)
-    )
-    if since is not None:
-        query = query.where(RunRow.started_at >= since)
-    if until is not None:
-        query = query.where(RunRow.started_at < until)
+    region = keys.region
+    key = keys.private()
     runs: list[dict[str, Any]] = []
     count = 0
-    with robo.db.session() as session:
-        for run in session.scalars(query.order_by(RunRow.started_at, RunRow.id)):
-            items = session.scalars(
-                select(ItemRow).where(ItemRow.run_id == run.id).order_by(ItemRow.position)
-            ).all()
-            count += len(items)
-            runs.append(_run_record(run, items))
+    for run, items in ledger.own_final_runs(since, until):
+        count += len(items)
+        runs.append(_run_record(run, items))
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -151,8 +145,8 @@ def export_metrics(
         "until": until.isoformat() if until else None,
         "runs": runs,
     }
-    body = signing.canonical(manifest)
-    text = json.dumps({"manifest": manifest, "signature": signing.sign(key, body)}, indent=1)
+    body = signed_bytes(manifest)
+    text = json.dumps({"manifest": manifest, "signature": sign(key, body)}, indent=1)
     _write_atomic(output, text.encode())
     digest = hashlib.sha256(output.read_bytes()).hexdigest()
     return MetricsExport(str(output), region, len(runs), count, digest)
@@ -162,7 +156,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _run_record(run: RunRow, items: Any) -> dict[str, Any]:
+def _run_record(run: RunRow, items: Sequence[ItemRow]) -> dict[str, Any]:
     return {
         "uid": run.uid, "process_id": run.process_id, "version": run.version,
         "region": run.region, "application": run.application,
@@ -202,7 +196,7 @@ def _write_atomic(output: Path, data: bytes) -> None:
 # --- import ------------------------------------------------------------------------------
 
 
-def read_metrics(robo: Robo, path: Path) -> tuple[MetricsManifest, str]:
+def read_metrics(keys: KeyStore, path: Path) -> tuple[MetricsManifest, str]:
     """Check one file completely; return its manifest and sha256. Nothing is stored."""
     try:
         size = path.stat().st_size
@@ -228,7 +222,7 @@ def read_metrics(robo: Robo, path: Path) -> tuple[MetricsManifest, str]:
     signature = document.get("signature")
     if not isinstance(region, str) or not isinstance(signature, str):
         raise MetricsError(f"{path} has no region or no signature")
-    signing.verify(robo.db, region, signing.canonical(manifest), signature, f"metrics {path.name}")
+    keys.verify(region, signed_bytes(manifest), signature, f"metrics {path.name}")
     try:
         parsed = MetricsManifest.model_validate(manifest)
     except ValidationError as exc:
@@ -259,87 +253,15 @@ def _check_figures(manifest: MetricsManifest, path: Path) -> None:
             raise MetricsError(f"{where}: run minutes do not follow from its baseline")
 
 
-def import_metrics(robo: Robo, paths: list[Path]) -> list[MetricsImport]:
-    """Verify every file, then merge them all in one transaction (or nothing)."""
-    checked = [(path, *read_metrics(robo, path)) for path in paths]
-    results: list[MetricsImport] = []
-    seen: set[str] = set()
-    with robo.db.session() as session:
-        for path, manifest, digest in checked:
-            done = session.scalar(
-                select(MetricImportRow).where(MetricImportRow.file_hash == digest)
-            )
-            if done is not None or digest in seen:
-                results.append(MetricsImport(str(path), manifest.region, 0, 0, "already-imported"))
-                continue
-            seen.add(digest)
-            runs, items = _merge(session, manifest)
-            session.add(
-                MetricImportRow(
-                    file_hash=digest,
-                    region=manifest.region,
-                    imported_at=utcnow(),
-                    runs=runs,
-                    items=items,
-                )
-            )
-            session.flush()
-            results.append(MetricsImport(str(path), manifest.region, runs, items, "imported"))
-    return results
-
-
-def _merge(session: Any, manifest: MetricsManifest) -> tuple[int, int]:
-    runs_added = items_added = 0
-    for record in manifest.runs:
-        row = session.scalar(select(RunRow).where(RunRow.uid == record.uid))
-        if row is None:
-            row = _new_run(record, manifest.region)
-            session.add(row)
-            session.flush()
-            runs_added += 1
-            present: set[str] = set()
-        elif row.imported_from != manifest.region:
-            continue  # this installation's own run, or one reported by another region
-        else:
-            present = set(
-                session.scalars(select(ItemRow.reference).where(ItemRow.run_id == row.id))
-            )
-        for item in record.items:
-            if item.key in present:
-                continue
-            session.add(
-                ItemRow(
-                    run_id=row.id,
-                    position=item.position,
-                    reference=item.key,
-                    status=item.status,
-                    attempts=item.attempts,
-                    started_at=item.started_at,
-                    finished_at=item.finished_at,
-                    duration_seconds=item.duration_seconds,
-                    error_type=item.error_type,
-                    error=None,
-                    evidence=[],
-                    data={},
-                    output={},
-                    minutes_saved=item.minutes_saved,
-                )
-            )
-            items_added += 1
-    return runs_added, items_added
-
-
-def _new_run(record: MetricsRun, region: str) -> RunRow:
-    b = record.baseline
-    return RunRow(
-        uid=record.uid, process_id=record.process_id, version_id=None, version=record.version,
-        region=record.region, application=record.application,
-        origin_region=record.origin_region, origin_version=record.origin_version,
-        imported_from=region, trigger=record.trigger, status=record.status,
-        started_at=record.started_at, finished_at=record.finished_at, heartbeat_at=None,
-        host="", pid=None, parameters={}, input_name="", items_total=record.items_total,
-        error=None, manual_minutes_per_item=b.manual_minutes_per_item,
-        residual_minutes_per_item=b.residual_minutes_per_item,
-        manual_minutes_per_run=b.manual_minutes_per_run, baseline_measured_by=b.measured_by,
-        baseline_measured_on=b.measured_on, run_minutes_saved=record.run_minutes_saved,
-    )  # fmt: skip
+def import_metrics(ledger: Ledger, keys: KeyStore, paths: list[Path]) -> list[MetricsImport]:
+    """Verify every file, then merge them all through the ledger in one transaction (or nothing)."""
+    checked = [(path, *read_metrics(keys, path)) for path in paths]
+    merged = ledger.import_reported(
+        [ReportedFile(digest, manifest.region, manifest.runs) for _, manifest, digest in checked]
+    )
+    return [
+        MetricsImport(str(path), manifest.region, 0, 0, "already-imported")
+        if counts is None
+        else MetricsImport(str(path), manifest.region, *counts, "imported")
+        for (path, manifest, _), counts in zip(checked, merged, strict=True)
+    ]

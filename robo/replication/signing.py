@@ -3,7 +3,8 @@
 The private key lives in ``ROBO_HOME/keys/<region>.key`` (PEM, mode 0600) and
 never in the database. Public keys travel as ``ed25519:<base64 of 32 bytes>``;
 ``robo keys trust REGION KEY`` stores one in the ``trusted_keys`` table.
-Bundles and metrics files are signed over their canonical JSON manifest.
+Bundles and metrics files are signed over their canonical JSON manifest
+(``robo.canonical.signed_bytes``). ``KeyStore`` is what services receive.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -27,15 +26,7 @@ from robo.errors import ConfigurationError, ReplicationError, SignatureError
 from robo.storage.database import Database
 from robo.storage.models import TrustedKeyRow
 
-if TYPE_CHECKING:
-    from robo.app import Robo
-
 PREFIX = "ed25519:"
-
-
-def canonical(data: Any) -> bytes:
-    """The bytes a signature covers: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def key_file(home: Path, region: str) -> Path:
@@ -133,63 +124,6 @@ class TrustedKey:
     added_at: str
 
 
-def trust(db: Database, region: str, public_key: str, *, replace: bool = False) -> TrustedKey:
-    text = public_text(parse_public(public_key))
-    now = utcnow()
-    with db.session() as session:
-        row = session.get(TrustedKeyRow, region)
-        if row is not None and row.public_key != text and not replace:
-            raise ReplicationError(
-                f"region '{region}' already has a trusted key ({fingerprint(row.public_key)}); "
-                "pass --replace if that region really changed its key"
-            )
-        if row is None:
-            row = TrustedKeyRow(region=region, public_key=text, added_at=now)
-            session.add(row)
-        elif row.public_key != text:
-            row.public_key, row.added_at = text, now
-        return TrustedKey(
-            region, text, fingerprint(text), row.added_at.isoformat(timespec="seconds")
-        )
-
-
-def trusted_keys(db: Database) -> list[TrustedKey]:
-    with db.session() as session:
-        rows = session.scalars(select(TrustedKeyRow).order_by(TrustedKeyRow.region)).all()
-        return [
-            TrustedKey(
-                r.region,
-                r.public_key,
-                fingerprint(r.public_key),
-                r.added_at.isoformat(timespec="seconds"),
-            )
-            for r in rows
-        ]
-
-
-def verify(db: Database, region: str, data: bytes, signature: str, what: str) -> None:
-    """Raise SignatureError unless ``signature`` is ``region``'s trusted key over ``data``."""
-    with db.session() as session:
-        row = session.get(TrustedKeyRow, region)
-        public = row.public_key if row is not None else None
-    if public is None:
-        raise SignatureError(
-            f"{what} is signed by region '{region}', whose key this installation does not "
-            f"trust; if you expect it, get that region's public key and run "
-            f"`robo keys trust {region} ed25519:...`"
-        )
-    try:
-        parse_public(public).verify(base64.b64decode(signature, validate=True), data)
-    except (InvalidSignature, ValueError, binascii.Error):
-        raise SignatureError(
-            f"{what}: the signature does not match region '{region}''s trusted key "
-            f"({fingerprint(public)}); the file was altered or signed by another key"
-        ) from None
-
-
-# --- service functions (called by the CLI) -------------------------------------------------
-
-
 @dataclass(frozen=True)
 class KeyList:
     region: str
@@ -197,16 +131,76 @@ class KeyList:
     trusted: list[TrustedKey]
 
 
-def generate_region_key(robo: Robo, *, force: bool = False) -> GeneratedKey:
-    """Create this region's key and trust it here (so its own bundles verify)."""
-    created = generate(robo.settings.home, robo.settings.region, force=force)
-    trust(robo.db, robo.settings.region, created.public_key, replace=True)
-    return created
+class KeyStore:
+    """This region's signing key (a file under ROBO_HOME) and the keys it trusts (rows)."""
 
+    def __init__(self, db: Database, home: Path, region: str) -> None:
+        self.db = db
+        self.home = home
+        self.region = region
 
-def list_keys(robo: Robo) -> KeyList:
-    region = robo.settings.region
-    local = None
-    if key_file(robo.settings.home, region).is_file():
-        local = public_text(load_private(robo.settings.home, region).public_key())
-    return KeyList(region, local, trusted_keys(robo.db))
+    def private(self) -> Ed25519PrivateKey:
+        return load_private(self.home, self.region)
+
+    def generate(self, *, force: bool = False) -> GeneratedKey:
+        """Create this region's key and trust it here (so its own bundles verify)."""
+        created = generate(self.home, self.region, force=force)
+        self.trust(self.region, created.public_key, replace=True)
+        return created
+
+    def listing(self) -> KeyList:
+        local = None
+        if key_file(self.home, self.region).is_file():
+            local = public_text(self.private().public_key())
+        return KeyList(self.region, local, self.trusted())
+
+    def trust(self, region: str, public_key: str, *, replace: bool = False) -> TrustedKey:
+        text = public_text(parse_public(public_key))
+        now = utcnow()
+        with self.db.session() as session:
+            row = session.get(TrustedKeyRow, region)
+            if row is not None and row.public_key != text and not replace:
+                raise ReplicationError(
+                    f"region '{region}' already has a trusted key ({fingerprint(row.public_key)}); "
+                    "pass --replace if that region really changed its key"
+                )
+            if row is None:
+                row = TrustedKeyRow(region=region, public_key=text, added_at=now)
+                session.add(row)
+            elif row.public_key != text:
+                row.public_key, row.added_at = text, now
+            return TrustedKey(
+                region, text, fingerprint(text), row.added_at.isoformat(timespec="seconds")
+            )
+
+    def trusted(self) -> list[TrustedKey]:
+        with self.db.session() as session:
+            rows = session.scalars(select(TrustedKeyRow).order_by(TrustedKeyRow.region)).all()
+            return [
+                TrustedKey(
+                    r.region,
+                    r.public_key,
+                    fingerprint(r.public_key),
+                    r.added_at.isoformat(timespec="seconds"),
+                )
+                for r in rows
+            ]
+
+    def verify(self, region: str, data: bytes, signature: str, what: str) -> None:
+        """Raise SignatureError unless ``signature`` is ``region``'s trusted key over ``data``."""
+        with self.db.session() as session:
+            row = session.get(TrustedKeyRow, region)
+            public = row.public_key if row is not None else None
+        if public is None:
+            raise SignatureError(
+                f"{what} is signed by region '{region}', whose key this installation does not "
+                f"trust; if you expect it, get that region's public key and run "
+                f"`robo keys trust {region} ed25519:...`"
+            )
+        try:
+            parse_public(public).verify(base64.b64decode(signature, validate=True), data)
+        except (InvalidSignature, ValueError, binascii.Error):
+            raise SignatureError(
+                f"{what}: the signature does not match region '{region}''s trusted key "
+                f"({fingerprint(public)}); the file was altered or signed by another key"
+            ) from None

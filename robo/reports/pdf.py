@@ -16,13 +16,11 @@ from robo.reports.report import Report
 
 
 def html_to_pdf(html_path: Path, pdf_path: Path, *, chromium: str = "") -> Path:
-    """Print a local HTML file to an A4 PDF with headless Chromium."""
+    """Print a local HTML file to an A4 PDF in a runner browser session (headless Chromium)."""
     from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
 
-    from robo.runner.browser import find_chromium, launch_args
+    from robo.runner.browser import BrowserSession
 
-    executable = find_chromium(chromium)
     requested: list[str] = []
 
     def refuse_network(route: Any) -> None:
@@ -35,23 +33,22 @@ def html_to_pdf(html_path: Path, pdf_path: Path, *, chromium: str = "") -> Path:
 
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=executable, args=launch_args(), headless=True
+        # The same session as bots: same Chromium, flags, and no process left behind.
+        with (
+            BrowserSession(chromium=chromium) as session,
+            tempfile.TemporaryDirectory(prefix="robo-pdf-") as downloads,
+        ):
+            session.new_context(Path(downloads))
+            page = session.new_page()
+            page.route("**/*", refuse_network)
+            page.goto(html_path.resolve().as_uri(), wait_until="load")
+            page.emulate_media(media="print")
+            page.pdf(
+                path=str(pdf_path),
+                format="A4",
+                print_background=True,
+                margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"},
             )
-            try:
-                page = browser.new_page()
-                page.route("**/*", refuse_network)
-                page.goto(html_path.resolve().as_uri(), wait_until="load")
-                page.emulate_media(media="print")
-                page.pdf(
-                    path=str(pdf_path),
-                    format="A4",
-                    print_background=True,
-                    margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"},
-                )
-            finally:
-                browser.close()
     except PlaywrightError as exc:
         raise ReportError(
             f"cannot print the PDF with Chromium ({exc.message.splitlines()[0]}); "

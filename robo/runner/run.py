@@ -21,6 +21,7 @@ from robo.errors import (
     ApplicationException,
     BusinessException,
     ConfigurationError,
+    Deadline,
     InputError,
     RegistryError,
     RoboError,
@@ -36,10 +37,14 @@ from robo.runner.context import BotContext
 from robo.runner.heartbeat import Heartbeat
 from robo.runner.modules import load_bot_module
 from robo.runner.steps import first_line, run_steps, scrape_table
-from robo.runner.watchdog import Deadline, Watchdog
+from robo.runner.watchdog import Watchdog
 from robo.runner.workitems import Item, check_references, read_items, reference_of
 
 SETUP_ATTEMPTS_FLOOR = 1
+# error_type recorded in the ledger for failures robo itself detects (not raised: stored
+# in databases, so these strings never change).
+BROWSER_CRASHED = "BrowserCrashed"  # Chromium went away during the item
+ITEM_TIMEOUT = "ItemTimeout"  # the item took longer than timeouts.item_seconds
 # How long one trace chunk may record successful items before it is cut and discarded.
 TRACE_WINDOW_SECONDS = 1.0
 
@@ -94,14 +99,6 @@ class RunEnvironment:
     evidence_dir: Path
     versions_dir: Path
     heartbeat_seconds: float = 10.0
-
-
-class BrowserCrashed(ApplicationException):
-    """Chromium went away during the item."""
-
-
-class ItemTimeout(ApplicationException):
-    """The item took longer than timeouts.item_seconds."""
 
 
 def resolve_params(definition: ProcessDefinition, overrides: dict[str, str]) -> dict[str, Any]:
@@ -371,17 +368,14 @@ class ProcessRun:
             evidence_paths += self._keep_evidence(ctx, reference, attempt, tracing)
             retry = (
                 status == "application_exception"
-                and error_type != BrowserCrashed.__name__
+                and error_type != BROWSER_CRASHED
                 and attempt < policy.max_attempts
                 and time.monotonic() + policy.backoff_seconds < self.deadline
             )
             # A business exception is an expected outcome; an application one needs a look.
             report = log.info if status == "business_exception" else log.warning
             report("item.failed", attempt=attempt, status=status, error=error, retry=retry)
-            if (
-                error_type in (BrowserCrashed.__name__, ItemTimeout.__name__)
-                or not self.session.alive
-            ):
+            if error_type in (BROWSER_CRASHED, ITEM_TIMEOUT) or not self.session.alive:
                 self._open_context(restart=True)
             if not retry:
                 break
@@ -435,10 +429,10 @@ class ProcessRun:
     def _classify(self, exc: BaseException) -> tuple[str, str]:
         if self.watchdog.expired:
             limit = min(self.definition.timeouts.item_seconds, self.definition.timeouts.run_seconds)
-            return ItemTimeout.__name__, f"item exceeded its time limit ({limit:g} s)"
+            return ITEM_TIMEOUT, f"item exceeded its time limit ({limit:g} s)"
         if not self.session.alive:
             return (
-                BrowserCrashed.__name__,
+                BROWSER_CRASHED,
                 f"the browser stopped during the item: {first_line(exc)}",
             )
         if isinstance(exc, ApplicationException):

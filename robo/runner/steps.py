@@ -30,22 +30,13 @@ from robo.definition import (
     UploadStep,
     WaitForStep,
 )
-from robo.errors import ApplicationException, BusinessException
+from robo.errors import ApplicationException, BusinessException, StepError, TemplateProblem
 from robo.runner.context import BotContext
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-
-
-class StepError(ApplicationException):
-    """A declarative step could not be carried out."""
-
-
-class TemplateProblem(BusinessException):
-    """A step's value cannot be filled in from this item (a missing field, a typo):
-    retrying cannot help, so the item goes to a human with the reason."""
 
 
 @lru_cache(maxsize=1024)

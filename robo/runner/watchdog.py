@@ -19,11 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from robo.errors import Deadline
+
 PYTHON_GRACE_SECONDS = 2.0
-
-
-class Deadline(BaseException):
-    """The time allowed for this work is over."""
 
 
 class Watchdog:

@@ -17,10 +17,9 @@ from apscheduler.executors.base import BaseExecutor
 
 from robo.clock import utcnow
 from robo.logging import get_logger
-from robo.scheduling.calendar import EffectiveSchedule
+from robo.regional import EffectiveSchedule
 from robo.scheduling.decisions import Decision, DecisionLog
 from robo.scheduling.executors.base import Executor, RunJob
-from robo.scheduling.triggers import is_cron
 
 # A fire is "on time" within this lateness even under the 'skip' policy: the
 # scheduler's own wake-up is never exact to the millisecond.
@@ -128,7 +127,7 @@ class Dispatcher:
         """A cron time that the autumn DST change brings round twice runs once."""
         entry_index = int(trigger_key[1:].split("-")[0]) if trigger_key.startswith("t") else -1
         entries = schedule.schedule.triggers
-        if not (0 <= entry_index < len(entries)) or not is_cron(entries[entry_index]):
+        if not (0 <= entry_index < len(entries)) or not entries[entry_index].is_cron:
             return None
         local = schedule.local(at)
         wall = local.replace(tzinfo=None)

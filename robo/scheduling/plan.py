@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from robo.app import Robo
-from robo.scheduling.calendar import EffectiveSchedule
-from robo.scheduling.triggers import build_trigger, describe, is_cron, trigger_key
+from robo.crontab import build_trigger
+from robo.regional import EffectiveSchedule
+from robo.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ def upcoming(
     fires: list[UpcomingFire] = []
     horizon = now + dt.timedelta(days=horizon_days)
     for index, entry in enumerate(schedule.schedule.triggers):
-        trigger = build_trigger(entry, schedule.timezone)
-        key = trigger_key(index, entry, schedule.timezone)
+        trigger = build_trigger(entry.cron, entry.every_minutes, schedule.timezone)
+        key = entry.key(index, schedule.timezone)
         previous: dt.datetime | None = None
         seen_wall: set[dt.datetime] = set()
         moment = now
@@ -44,12 +44,12 @@ def upcoming(
             previous, moment = nxt, nxt.astimezone(dt.UTC) + dt.timedelta(microseconds=1)
             local = schedule.local(nxt)
             wall = local.replace(tzinfo=None)
-            if is_cron(entry) and (wall in seen_wall or _repeated(local)):
+            if entry.is_cron and (wall in seen_wall or _repeated(local)):
                 continue
             seen_wall.add(wall)
             fires.append(
                 UpcomingFire(
-                    nxt.astimezone(dt.UTC), local, key, describe(entry), schedule.skip_reason(nxt)
+                    nxt.astimezone(dt.UTC), local, key, entry.describe(), schedule.skip_reason(nxt)
                 )
             )
             produced += 1
@@ -86,16 +86,14 @@ class ProcessPlan:
     skipped_before: list[dict[str, str | None]]
 
 
-def overview(robo: Robo, now: dt.datetime) -> list[ProcessPlan]:
+def overview(registry: Registry, now: dt.datetime) -> list[ProcessPlan]:
     """Every process with a schedule block: its state, next real run and the skips before it."""
-    from robo.scheduling.service import schedule_of
-
     plans = []
-    for summary in robo.registry.processes():
-        version = robo.registry.active(summary.id)
-        if version.definition.schedule is None:
+    for summary in registry.processes():
+        version = registry.active(summary.id)
+        if version.schedule is None:
             continue
-        schedule = schedule_of(version, robo.settings)
+        schedule = version.schedule if version.fires else None
         fire, skipped = next_run(schedule, now) if schedule else (None, [])
         plans.append(
             ProcessPlan(

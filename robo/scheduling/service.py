@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import socket
 import threading
 import time
@@ -20,70 +19,39 @@ from typing import Any
 
 import psutil
 
-from robo.app import Robo
 from robo.clock import utcnow
-from robo.definition import Schedule, ScheduleEntry
-from robo.errors import RoboError
+from robo.crontab import build_trigger
+from robo.definition import ScheduleEntry
+from robo.errors import RoboError, SchedulerBusy, SchedulerLockLost
+from robo.ledger import Ledger, RunSummary
 from robo.logging import get_logger
-from robo.registry import ProcessVersion, ScheduleRow
-from robo.scheduling.calendar import EffectiveSchedule
+from robo.regional import EffectiveSchedule
+from robo.registry import Registry
 from robo.scheduling.decisions import DecisionLog
 from robo.scheduling.dispatch import Dispatcher, DispatchExecutor, fire_uid
-from robo.scheduling.executors import make_executor
 from robo.scheduling.executors.base import Executor, RunJob
 from robo.scheduling.lock import LeaderLock, new_owner_id
-from robo.scheduling.triggers import build_trigger, describe, trigger_key
 from robo.settings import Settings
+from robo.storage.database import Database
 
 JOB_FUNC = "robo.scheduling.dispatch:fire_now"
 JOB_TABLE = "robo_apscheduler_jobs"
 RUNNING_SNAPSHOT_SECONDS = 1.0
 
 
-class SchedulerBusy(RoboError):
-    """Another scheduler is active on this database."""
-
-    exit_code = 3
-
-
-class SchedulerLockLost(RoboError):
-    """This scheduler lost its lease (another took over, or the database was unreachable)."""
-
-    exit_code = 4
-
-
 def recovery_uid(uid: str) -> str:
     return hashlib.sha256(f"recovery:{uid}".encode()).hexdigest()[:32]
-
-
-def effective_schedule(robo: Robo, process_id: str) -> EffectiveSchedule | None:
-    """The schedule as this installation runs it, or None if the process must not fire."""
-    try:
-        version = robo.registry.active(process_id)
-    except RoboError:
-        return None
-    return schedule_of(version, robo.settings)
-
-
-def schedule_of(version: ProcessVersion, settings: Settings) -> EffectiveSchedule | None:
-    """A version's schedule with the zone and calendar resolved; None if it must not fire."""
-    schedule = version.definition.schedule
-    if schedule is None or not version.enabled or version.paused:
-        return None
-    return EffectiveSchedule(
-        process_id=version.definition.id,
-        schedule=schedule,
-        timezone=schedule.timezone or settings.effective_timezone,
-        calendar=schedule.calendar or settings.effective_calendar,
-    )
 
 
 class SchedulerService:
     def __init__(
         self,
-        robo: Robo,
+        settings: Settings,
+        db: Database,
+        registry: Registry,
+        ledger: Ledger,
+        executor: Executor,
         *,
-        executor: Executor | None = None,
         scheduler_factory: Callable[..., Any] | None = None,
         owner: str | None = None,
         lease_seconds: float | None = None,
@@ -91,17 +59,16 @@ class SchedulerService:
         recovery_seconds: float = 15,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        self.robo = robo
+        self.settings, self.db, self.registry, self.ledger = settings, db, registry, ledger
         self.owner = owner or new_owner_id()
-        self.lease_seconds = lease_seconds or robo.settings.scheduler_lease_seconds
-        self.lock = LeaderLock(robo.db, self.owner, self.lease_seconds)
+        self.lease_seconds = lease_seconds or settings.scheduler_lease_seconds
+        self.lock = LeaderLock(db, self.owner, self.lease_seconds)
         self.sync_seconds = sync_seconds
         self.recovery_seconds = recovery_seconds
         self.clock = clock
-        self.executor: Executor = executor or make_executor(robo.settings, robo)
-        self.decisions = DecisionLog(robo.db, self.owner)
+        self.executor = executor
+        self.decisions = DecisionLog(db, self.owner)
         self._schedules: dict[str, EffectiveSchedule | None] = {}
-        self._parsed: dict[str, Schedule] = {}  # schedule block as JSON -> validated
         self.dispatcher = Dispatcher(
             self.decisions,
             self.executor,
@@ -114,7 +81,7 @@ class SchedulerService:
         self._scheduler_factory = scheduler_factory
         self.aps: Any = None
         self._generation: Any = None
-        self.log = get_logger(component="scheduler", owner=self.owner, region=robo.settings.region)
+        self.log = get_logger(component="scheduler", owner=self.owner, region=settings.region)
 
     def _running_run(self, process_id: str) -> int | None:
         """Runs in progress, read at most once a second: a burst of fires costs one query.
@@ -125,7 +92,7 @@ class SchedulerService:
         """
         now = self.clock()
         if (now - self._running_at).total_seconds() > RUNNING_SNAPSHOT_SECONDS:
-            self._running = self.robo.ledger.running_runs()
+            self._running = self.ledger.running_runs()
             self._running_at = now
         return self._running.get(process_id)
 
@@ -146,7 +113,7 @@ class SchedulerService:
                     else "another scheduler"
                 )
                 raise SchedulerBusy(
-                    f"{who} is the active scheduler for {self.robo.db.safe_url}; only one may fire "
+                    f"{who} is the active scheduler for {self.db.safe_url}; only one may fire "
                     "triggers. Run with --standby to wait and take over when it stops."
                 )
             if not announced:
@@ -163,9 +130,7 @@ class SchedulerService:
 
         factory = self._scheduler_factory or BackgroundScheduler
         self.aps = factory(
-            jobstores={
-                "default": SQLAlchemyJobStore(engine=self.robo.db.engine, tablename=JOB_TABLE)
-            },
+            jobstores={"default": SQLAlchemyJobStore(engine=self.db.engine, tablename=JOB_TABLE)},
             executors={"default": DispatchExecutor(self.dispatcher)},
             job_defaults={"coalesce": False, "max_instances": 1, "misfire_grace_time": None},
             timezone=dt.UTC,
@@ -187,19 +152,19 @@ class SchedulerService:
         missed while no scheduler ran, survives a restart. Only schedules whose
         version or overlay changed are parsed again.
         """
-        generation = self.robo.registry.generation()
+        generation = self.registry.generation()
         if not force and generation == self._generation:
             return 0, 0
         self._generation = generation
         desired: dict[str, tuple[str, str, ScheduleEntry, str]] = {}
         schedules: dict[str, EffectiveSchedule | None] = {}
-        for row in self.robo.registry.schedule_rows():
-            schedule = self._effective(row)
+        for row in self.registry.schedules():
+            schedule = row.schedule if row.fires else None
             schedules[row.process_id] = schedule
             if schedule is None:
                 continue
             for index, entry in enumerate(schedule.schedule.triggers):
-                key = trigger_key(index, entry, schedule.timezone)
+                key = entry.key(index, schedule.timezone)
                 desired[f"{row.process_id}|{key}"] = (row.process_id, key, entry, schedule.timezone)
         self._schedules = schedules
         existing = self._stored_job_ids()
@@ -213,52 +178,28 @@ class SchedulerService:
             process_id, key, entry, zone = desired[job_id]
             spec = (entry.cron, entry.every_minutes, zone)
             if spec not in triggers:  # triggers are stateless: processes sharing one share it
-                triggers[spec] = build_trigger(entry, zone)
+                triggers[spec] = build_trigger(entry.cron, entry.every_minutes, zone)
             self.aps.add_job(JOB_FUNC, trigger=triggers[spec], id=job_id,
-                             name=f"{process_id} ({describe(entry)})", args=[process_id, key],
+                             name=f"{process_id} ({entry.describe()})", args=[process_id, key],
                              replace_existing=True)  # fmt: skip
             added += 1
         if added or removed:
             self.log.info("scheduler.synced", jobs=len(desired), added=added, removed=removed)
         return added, removed
 
-    def _effective(self, row: ScheduleRow) -> EffectiveSchedule | None:
-        if not (row.enabled and not row.paused) or (row.schedule is None and not row.overlay):
-            return None
-        data = row.schedule
-        if row.overlay:
-            from robo.replication.overlays import merged_schedule
-
-            data = merged_schedule(row.schedule, row.overlay)
-        if data is None:
-            return None
-        # Programmes reuse a few schedules ("07:00 on working days") across many
-        # processes: each distinct block is validated once.
-        text = json.dumps(data, sort_keys=True)
-        schedule = self._parsed.get(text)
-        if schedule is None:
-            schedule = self._parsed[text] = Schedule.model_validate(data)
-        return EffectiveSchedule(
-            process_id=row.process_id,
-            schedule=schedule,
-            timezone=schedule.timezone or self.robo.settings.effective_timezone,
-            calendar=schedule.calendar or self.robo.settings.effective_calendar,
-        )
-
     def _stored_job_ids(self) -> set[str]:
         """Job ids straight from the job store's table (no job is unpickled)."""
         from sqlalchemy import text
 
-        with self.robo.db.engine.connect() as connection:
+        with self.db.engine.connect() as connection:
             return set(connection.execute(text(f"SELECT id FROM {JOB_TABLE}")).scalars())
 
     # --- crash recovery -------------------------------------------------------------------------
 
     def recover(self) -> list[int]:
         """Abandon runs whose runner died; retry their remaining items if the policy says so."""
-        settings = self.robo.settings
-        cutoff = self.clock() - dt.timedelta(seconds=settings.abandon_after_seconds)
-        abandoned = self.robo.ledger.abandon_stale(cutoff, socket.gethostname(), psutil.pid_exists)
+        cutoff = self.clock() - dt.timedelta(seconds=self.settings.abandon_after_seconds)
+        abandoned = self.ledger.abandon_stale(cutoff, socket.gethostname(), psutil.pid_exists)
         for run in abandoned:
             self.log.warning("run.abandoned", run=run.id, process=run.process_id, error=run.error)
             if self._retry_remaining(run):
@@ -290,7 +231,7 @@ class SchedulerService:
             if now - event.scheduled_for > dt.timedelta(minutes=schedule.schedule.grace_minutes):
                 continue
             uid = fire_uid(event.process_id, event.trigger_key, event.scheduled_for)
-            if self.robo.ledger.find_run(uid) is None:
+            if self.ledger.find_run(uid) is None:
                 self.log.warning("schedule.resubmitted", process=event.process_id,
                                  scheduled_for=event.scheduled_for.isoformat())  # fmt: skip
                 self.executor.submit(
@@ -299,7 +240,7 @@ class SchedulerService:
                 resubmitted.append(uid)
         return resubmitted
 
-    def _retry_remaining(self, run: Any) -> bool:
+    def _retry_remaining(self, run: RunSummary) -> bool:
         """Work handed to an executor (scheduled or submitted) is resumed automatically,
         unless the schedule says `on_abandoned: leave`; a paused schedule still finishes it."""
         if run.trigger not in ("schedule", "recovery", "submit"):
@@ -309,7 +250,7 @@ class SchedulerService:
         ):
             return False
         try:
-            version = self.robo.registry.active(run.process_id)
+            version = self.registry.active(run.process_id)
         except RoboError:
             return False
         schedule = version.definition.schedule

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from robo.app import Robo
 from robo.clock import utcnow
+from robo.storage.database import Database
 from robo.storage.models import RunRow, WorkerRow
 
 
@@ -29,14 +29,15 @@ class WorkerInfo:
 
 
 class WorkerHeartbeat(threading.Thread):
-    def __init__(self, robo: Robo, worker_id: str, slots: int) -> None:
+    def __init__(self, db: Database, worker_id: str, slots: int, every_seconds: float) -> None:
         super().__init__(name="robo-worker-heartbeat", daemon=True)
-        self.robo, self.worker_id, self.slots = robo, worker_id, slots
+        self.db, self.worker_id, self.slots = db, worker_id, slots
+        self.every_seconds = every_seconds
         self._stop_event = threading.Event()
 
     def beat(self) -> None:
         now = utcnow()
-        with self.robo.db.session() as session:
+        with self.db.session() as session:
             row = session.get(WorkerRow, self.worker_id)
             if row is None:
                 session.add(
@@ -52,18 +53,19 @@ class WorkerHeartbeat(threading.Thread):
         while True:
             with contextlib.suppress(Exception):  # the database may be briefly away
                 self.beat()
-            if self._stop_event.wait(self.robo.settings.heartbeat_seconds):
+            if self._stop_event.wait(self.every_seconds):
                 return
 
     def stop(self) -> None:
         self._stop_event.set()
-        with self.robo.db.session() as session:
+        with self.db.session() as session:
             session.execute(delete(WorkerRow).where(WorkerRow.id == self.worker_id))
 
 
-def list_workers(robo: Robo) -> list[WorkerInfo]:
-    horizon = utcnow() - dt.timedelta(seconds=3 * robo.settings.heartbeat_seconds)
-    with robo.db.session() as session:
+def list_workers(db: Database, heartbeat_seconds: float) -> list[WorkerInfo]:
+    """Every registered worker; alive if it beat within three heartbeat periods."""
+    horizon = utcnow() - dt.timedelta(seconds=3 * heartbeat_seconds)
+    with db.session() as session:
         rows = session.scalars(select(WorkerRow).order_by(WorkerRow.id)).all()
         running = session.execute(
             select(RunRow.worker, RunRow.id).where(RunRow.status == "running", RunRow.worker != "")

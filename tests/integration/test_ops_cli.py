@@ -23,6 +23,8 @@ def invoke(home: Path, url: str, *args: str, env: dict[str, str] | None = None) 
 
 @pytest.mark.browser
 def test_doctor_passes_on_the_embedded_default(home: Path, sqlite_url: str) -> None:
+    invoke(home, sqlite_url, "db", "upgrade")  # doctor itself creates and migrates nothing
+
     result = invoke(home, sqlite_url, "doctor", "--json")
 
     checks = {c["name"]: c for c in json.loads(result.stdout)}

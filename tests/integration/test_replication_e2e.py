@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 
 from robo.app import Robo
 from robo.loader import load_process
-from robo.replication import signing
 from robo.replication.bundles import bundle_name, export_bundle, import_bundle
 from robo.replication.catalogue import replicas, upgrade
 from robo.replication.metrics import export_metrics, import_metrics
@@ -115,10 +114,10 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
     occitanie, idf, guyane = (installation(r) for r in ("occitanie", "ile-de-france", "guyane"))
     national = installation("national")
     for region in (occitanie, idf, guyane):
-        public = signing.generate_region_key(region).public_key
+        public = region.keys.generate().public_key
         for other in (occitanie, idf, guyane, national):
             if other is not region:
-                signing.trust(other.db, region.settings.region, public)
+                other.keys.trust(region.settings.region, public)
 
     # Occitanie builds the process, runs it, and publishes 1.0.0.
     source = write_process(
@@ -128,7 +127,9 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
     )
     occitanie.registry.deploy(load_process(source))
     occitanie_run = run(occitanie, portal, portal_url=portal.url)
-    export_bundle(occitanie, PID, None, catalogue / bundle_name(PID, "1.0.0"))
+    export_bundle(
+        occitanie.registry, occitanie.keys, PID, None, catalogue / bundle_name(PID, "1.0.0")
+    )
 
     # Île-de-France and Guyane adopt it and adapt it with their overlays.
     idf_overlay = overlay(
@@ -141,7 +142,12 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
     )  # fmt: skip
     guyane.secrets.set("guyane_portail", PORTAL_PASSWORD)
     for region, data in ((idf, idf_overlay), (guyane, guyane_overlay)):
-        assert import_bundle(region, catalogue / bundle_name(PID, "1.0.0")).outcome == "created"
+        assert (
+            import_bundle(
+                region.db, region.registry, region.keys, catalogue / bundle_name(PID, "1.0.0")
+            ).outcome
+            == "created"
+        )
         apply_overlays(
             region.db,
             region.registry,
@@ -163,13 +169,15 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
     # Occitanie releases 1.1.0; both regions see it and upgrade, overlays intact.
     write_process(source, "1.1.0", "Re-keys validated residence-permit files; checks the receipt.")
     occitanie.registry.deploy(load_process(source))
-    export_bundle(occitanie, PID, "1.1.0", catalogue / bundle_name(PID, "1.1.0"))
+    export_bundle(
+        occitanie.registry, occitanie.keys, PID, "1.1.0", catalogue / bundle_name(PID, "1.1.0")
+    )
     for region in (idf, guyane):
-        listed, _ = replicas(region, catalogue)
+        listed, _ = replicas(region.db, region.registry, region.keys, catalogue)
         assert [(r.origin_region, r.version_in_use, r.available, r.overlay) for r in listed] == [
             ("occitanie", "1.0.0", "1.1.0", True)
         ]
-        result = upgrade(region, PID, catalogue)
+        result = upgrade(region.db, region.registry, region.keys, PID, catalogue)
         assert (result.to_version, result.overlay_kept) == ("1.1.0", True)
         assert "checks the receipt" in result.diff
     assert (
@@ -198,10 +206,14 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
     files = []
     for region in (occitanie, idf, guyane):
         path = tmp_path / "metrics" / f"{region.settings.region}.json"
-        export_metrics(region, path)
+        export_metrics(region.ledger, region.keys, path)
         files.append(path)
-    assert {r.outcome for r in import_metrics(national, files)} == {"imported"}
-    assert {r.outcome for r in import_metrics(national, files)} == {"already-imported"}
+    assert {r.outcome for r in import_metrics(national.ledger, national.keys, files)} == {
+        "imported"
+    }
+    assert {r.outcome for r in import_metrics(national.ledger, national.keys, files)} == {
+        "already-imported"
+    }
 
     occitanie_minutes = OK_PER_RUN * (30 - 5) + 5  # the origin's own baseline
     idf_minutes = 2 * (OK_PER_RUN * (40 - 5) + 10) + 2 * (10 - 2)  # + its local process

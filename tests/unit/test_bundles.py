@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from robo.app import Robo
+from robo.canonical import signed_bytes
 from robo.errors import BundleError, DowngradeRefused, RoboError, SignatureError
 from robo.loader import load_process
 from robo.replication import signing
@@ -49,7 +50,7 @@ def spec(version: str = "1.0.0", **overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def origin(installation: Installation, make_process: Callable[..., Path]) -> Robo:
     robo = installation("occitanie")
-    signing.generate_region_key(robo)
+    robo.keys.generate()
     robo.registry.deploy(
         load_process(make_process(spec(), files={"bot.py": BOT, "README.md": README}))
     )
@@ -59,14 +60,14 @@ def origin(installation: Installation, make_process: Callable[..., Path]) -> Rob
 @pytest.fixture
 def target(installation: Installation, origin: Robo) -> Robo:
     robo = installation("ile-de-france")
-    signing.trust(robo.db, "occitanie", signing.list_keys(origin).local_key or "")
+    robo.keys.trust("occitanie", origin.keys.listing().local_key or "")
     return robo
 
 
 @pytest.fixture
 def bundle(origin: Robo, tmp_path: Path) -> Path:
     path = tmp_path / "catalogue" / "sample-process-1.0.0.robo.zip"
-    export_bundle(origin, "sample-process", None, path)
+    export_bundle(origin.registry, origin.keys, "sample-process", None, path)
     return path
 
 
@@ -102,7 +103,7 @@ def resign(
     files = {n.removeprefix("files/"): d for n, d in entries.items() if n.startswith("files/")}
     manifest["files"] = {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
     manifest.update(manifest_changes)
-    body = signing.canonical(manifest)
+    body = signed_bytes(manifest)
     return {
         **entries,
         "manifest.json": body,
@@ -117,7 +118,7 @@ def origin_key(origin: Robo) -> Ed25519PrivateKey:
 def refused(target: Robo, path: Path, error: type[RoboError] = RoboError) -> str:
     before = counts(target)
     with pytest.raises(error) as info:
-        import_bundle(target, path)
+        import_bundle(target.db, target.registry, target.keys, path)
     assert counts(target) == before
     return info.value.message
 
@@ -145,7 +146,7 @@ def test_an_exported_bundle_holds_definition_code_docs_and_lineage(bundle: Path)
 def test_import_registers_the_version_with_its_lineage(
     origin: Robo, target: Robo, bundle: Path
 ) -> None:
-    result = import_bundle(target, bundle)
+    result = import_bundle(target.db, target.registry, target.keys, bundle)
 
     assert (result.outcome, result.origin_region, result.origin_version) == (
         "created",
@@ -159,10 +160,10 @@ def test_import_registers_the_version_with_its_lineage(
 
 
 def test_importing_the_same_bundle_twice_changes_nothing(target: Robo, bundle: Path) -> None:
-    import_bundle(target, bundle)
+    import_bundle(target.db, target.registry, target.keys, bundle)
     before = counts(target)
 
-    assert import_bundle(target, bundle).outcome == "unchanged"
+    assert import_bundle(target.db, target.registry, target.keys, bundle).outcome == "unchanged"
     assert counts(target) == before
 
 
@@ -182,7 +183,7 @@ def test_export_without_a_signing_key_says_how_to_make_one(
         load_process(make_process(spec(), files={"bot.py": BOT, "README.md": README}))
     )
     with pytest.raises(RoboError, match="robo keys generate"):
-        export_bundle(robo, "sample-process", None, tmp_path / "x.zip")
+        export_bundle(robo.registry, robo.keys, "sample-process", None, tmp_path / "x.zip")
 
 
 # --- tampering -------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def test_a_tampered_bundle_re_signed_with_another_key_is_refused(
 def test_a_changed_release_signed_by_the_trusted_key_is_still_refused(
     origin: Robo, target: Robo, bundle: Path, tmp_path: Path
 ) -> None:
-    import_bundle(target, bundle)
+    import_bundle(target.db, target.registry, target.keys, bundle)
     entries = entries_of(bundle)
     entries["files/bot.py"] = BOT.encode() + b"# changed without a new version\n"
     entries = resign(entries, origin_key(origin))
@@ -252,8 +253,8 @@ def test_a_downgrade_is_refused(
     origin.registry.deploy(
         load_process(make_process(spec("1.1.0"), files={"bot.py": BOT, "README.md": README}))
     )
-    export_bundle(origin, "sample-process", "1.1.0", tmp_path / "new.zip")
-    import_bundle(target, tmp_path / "new.zip")
+    export_bundle(origin.registry, origin.keys, "sample-process", "1.1.0", tmp_path / "new.zip")
+    import_bundle(target.db, target.registry, target.keys, tmp_path / "new.zip")
 
     message = refused(target, bundle, DowngradeRefused)
     assert "older than 1.1.0" in message

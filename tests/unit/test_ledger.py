@@ -13,10 +13,11 @@ import pytest
 
 import robo.ledger
 from robo.definition import Baseline
-from robo.errors import RunNotFound
-from robo.ledger import DuplicateItem, ItemOutcome, ItemStatus, Ledger
+from robo.errors import DuplicateItem, RunNotFound
+from robo.ledger import ItemOutcome, ItemStatus, Ledger
 from robo.loader import load_process
 from robo.redaction import Redactor
+from robo.regional import RegionDefaults
 from robo.registry import ProcessVersion, Registry
 from robo.reports.hours import hours_by_process
 from robo.storage.database import Database
@@ -35,7 +36,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def registry(db: Database) -> Registry:
-    return Registry(db, actor="tester")
+    return Registry(db, RegionDefaults("Europe/Paris", "FR"), actor="tester")
 
 
 @pytest.fixture

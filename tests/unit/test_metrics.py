@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from robo.app import Robo
+from robo.canonical import signed_bytes
 from robo.errors import MetricsError, RoboError, SignatureError
 from robo.ledger import ItemOutcome
 from robo.loader import load_process
@@ -62,7 +63,7 @@ def record_run(
 @pytest.fixture
 def region(installation: Installation, make_process: Callable[..., Path]) -> Robo:
     robo = installation("guyane")
-    signing.generate_region_key(robo)
+    robo.keys.generate()
     robo.registry.deploy(load_process(make_process(definition())))
     return robo
 
@@ -70,7 +71,7 @@ def region(installation: Installation, make_process: Callable[..., Path]) -> Rob
 @pytest.fixture
 def national(installation: Installation, region: Robo) -> Robo:
     robo = installation("national")
-    signing.trust(robo.db, "guyane", signing.list_keys(region).local_key or "")
+    robo.keys.trust("guyane", region.keys.listing().local_key or "")
     return robo
 
 
@@ -93,7 +94,7 @@ def edit(path: Path, change: Callable[[dict[str, Any]], None], key: Any = None) 
     document = json.loads(path.read_text())
     change(document["manifest"])
     if key is not None:
-        document["signature"] = signing.sign(key, signing.canonical(document["manifest"]))
+        document["signature"] = signing.sign(key, signed_bytes(document["manifest"]))
     path.write_text(json.dumps(document))
     return path
 
@@ -101,7 +102,7 @@ def edit(path: Path, change: Callable[[dict[str, Any]], None], key: Any = None) 
 def refused(national: Robo, paths: list[Path], error: type[RoboError] = RoboError) -> str:
     before = counts(national)
     with pytest.raises(error) as info:
-        import_metrics(national, paths)
+        import_metrics(national.ledger, national.keys, paths)
     assert counts(national) == before
     return info.value.message
 
@@ -115,7 +116,7 @@ def test_export_holds_finished_runs_with_stable_ids_and_no_personal_data(
     run_id = record_run(region, ok=3, business=1)
     record_run(region, ok=1, business=0, finish=False)  # still running: not exported
 
-    result = export_metrics(region, tmp_path / "guyane.json")
+    result = export_metrics(region.ledger, region.keys, tmp_path / "guyane.json")
 
     assert (result.runs, result.items) == (1, 4)
     text = (tmp_path / "guyane.json").read_text()
@@ -142,9 +143,9 @@ def test_import_adds_runs_and_items_with_their_region_and_minutes(
 ) -> None:
     record_run(region, ok=3, business=1, per_run=5)
     record_run(region, ok=2, business=0)
-    export_metrics(region, tmp_path / "g.json")
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
 
-    results = import_metrics(national, [tmp_path / "g.json"])
+    results = import_metrics(national.ledger, national.keys, [tmp_path / "g.json"])
 
     assert [(r.outcome, r.runs_added, r.items_added) for r in results] == [("imported", 2, 6)]
     assert minutes(national) == minutes(region) == 5 * 8 + 5
@@ -162,11 +163,13 @@ def test_importing_the_same_file_twice_changes_nothing(
     region: Robo, national: Robo, tmp_path: Path
 ) -> None:
     record_run(region, ok=3, business=1)
-    export_metrics(region, tmp_path / "g.json")
-    import_metrics(national, [tmp_path / "g.json"])
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
+    import_metrics(national.ledger, national.keys, [tmp_path / "g.json"])
     before = counts(national)
 
-    again = import_metrics(national, [tmp_path / "g.json", tmp_path / "g.json"])
+    again = import_metrics(
+        national.ledger, national.keys, [tmp_path / "g.json", tmp_path / "g.json"]
+    )
 
     assert [r.outcome for r in again] == ["already-imported", "already-imported"]
     assert counts(national) == before
@@ -176,12 +179,17 @@ def test_overlapping_periods_count_each_run_once(
     region: Robo, national: Robo, tmp_path: Path
 ) -> None:
     record_run(region, ok=3, business=1)
-    export_metrics(region, tmp_path / "all.json")
+    export_metrics(region.ledger, region.keys, tmp_path / "all.json")
     record_run(region, ok=2, business=0)
-    export_metrics(region, tmp_path / "later.json", since=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    export_metrics(
+        region.ledger,
+        region.keys,
+        tmp_path / "later.json",
+        since=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+    )
 
-    import_metrics(national, [tmp_path / "all.json"])
-    results = import_metrics(national, [tmp_path / "later.json"])
+    import_metrics(national.ledger, national.keys, [tmp_path / "all.json"])
+    results = import_metrics(national.ledger, national.keys, [tmp_path / "later.json"])
 
     assert [(r.runs_added, r.items_added) for r in results] == [(1, 2)]
     assert counts(national)[:2] == (2, 6)
@@ -192,18 +200,18 @@ def test_imported_runs_are_never_exported_again(
     region: Robo, national: Robo, tmp_path: Path
 ) -> None:
     record_run(region, ok=1, business=0)
-    export_metrics(region, tmp_path / "g.json")
-    import_metrics(national, [tmp_path / "g.json"])
-    signing.generate_region_key(national)
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
+    import_metrics(national.ledger, national.keys, [tmp_path / "g.json"])
+    national.keys.generate()
 
-    assert export_metrics(national, tmp_path / "n.json").runs == 0
+    assert export_metrics(national.ledger, national.keys, tmp_path / "n.json").runs == 0
 
 
 def test_a_changed_figure_breaks_the_signature(
     region: Robo, national: Robo, tmp_path: Path
 ) -> None:
     record_run(region, ok=3, business=1)
-    export_metrics(region, tmp_path / "g.json")
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
 
     def inflate(manifest: dict[str, Any]) -> None:
         manifest["runs"][0]["items"][0]["minutes_saved"] = 800
@@ -215,7 +223,7 @@ def test_figures_that_do_not_follow_from_the_baseline_are_refused_even_signed(
     region: Robo, national: Robo, tmp_path: Path
 ) -> None:
     record_run(region, ok=3, business=1)
-    export_metrics(region, tmp_path / "g.json")
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
     key = signing.load_private(region.settings.home, "guyane")
 
     def inflate(manifest: dict[str, Any]) -> None:
@@ -227,7 +235,7 @@ def test_figures_that_do_not_follow_from_the_baseline_are_refused_even_signed(
 
 def test_a_region_reports_only_its_own_runs(region: Robo, national: Robo, tmp_path: Path) -> None:
     record_run(region, ok=1, business=0)
-    export_metrics(region, tmp_path / "g.json")
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
     key = signing.load_private(region.settings.home, "guyane")
 
     def relabel(manifest: dict[str, Any]) -> None:
@@ -240,7 +248,7 @@ def test_a_region_reports_only_its_own_runs(region: Robo, national: Robo, tmp_pa
 
 def test_an_unknown_signing_key_is_refused(region: Robo, national: Robo, tmp_path: Path) -> None:
     record_run(region, ok=1, business=0)
-    export_metrics(region, tmp_path / "g.json")
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
 
     def rename(manifest: dict[str, Any]) -> None:
         manifest["region"] = "bretagne"
@@ -252,7 +260,7 @@ def test_an_unknown_signing_key_is_refused(region: Robo, national: Robo, tmp_pat
 
 def test_a_newer_format_version_is_refused(region: Robo, national: Robo, tmp_path: Path) -> None:
     record_run(region, ok=1, business=0)
-    export_metrics(region, tmp_path / "g.json")
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
     key = signing.load_private(region.settings.home, "guyane")
 
     def bump(manifest: dict[str, Any]) -> None:
@@ -266,7 +274,7 @@ def test_one_bad_file_among_several_stores_nothing(
     region: Robo, national: Robo, tmp_path: Path
 ) -> None:
     record_run(region, ok=1, business=0)
-    export_metrics(region, tmp_path / "good.json")
+    export_metrics(region.ledger, region.keys, tmp_path / "good.json")
     (tmp_path / "bad.json").write_text("{not json")
 
     assert "not JSON" in refused(national, [tmp_path / "good.json", tmp_path / "bad.json"])

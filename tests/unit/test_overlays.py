@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from robo.app import Robo
 from robo.errors import OverlayError
 from robo.loader import load_process
-from robo.replication import signing
 from robo.replication.bundles import export_bundle, import_bundle
 from robo.replication.catalogue import upgrade
 from robo.replication.overlays import apply_overlays, show_overlay
@@ -47,7 +46,7 @@ def spec(version: str = "1.0.0", **overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def origin(installation: Installation, make_process: Callable[..., Path]) -> Robo:
     robo = installation("occitanie")
-    signing.generate_region_key(robo)
+    robo.keys.generate()
     robo.registry.deploy(load_process(make_process(spec())))
     return robo
 
@@ -55,9 +54,15 @@ def origin(installation: Installation, make_process: Callable[..., Path]) -> Rob
 @pytest.fixture
 def guyane(installation: Installation, origin: Robo, tmp_path: Path) -> Robo:
     robo = installation("guyane")
-    signing.trust(robo.db, "occitanie", signing.list_keys(origin).local_key or "")
-    export_bundle(origin, "sample-process", None, tmp_path / "catalogue" / "s-1.0.0.robo.zip")
-    import_bundle(robo, tmp_path / "catalogue" / "s-1.0.0.robo.zip")
+    robo.keys.trust("occitanie", origin.keys.listing().local_key or "")
+    export_bundle(
+        origin.registry,
+        origin.keys,
+        "sample-process",
+        None,
+        tmp_path / "catalogue" / "s-1.0.0.robo.zip",
+    )
+    import_bundle(robo.db, robo.registry, robo.keys, tmp_path / "catalogue" / "s-1.0.0.robo.zip")
     return robo
 
 
@@ -97,7 +102,8 @@ def test_the_active_version_runs_with_the_regions_values(guyane: Robo, tmp_path:
     assert d.schedule is not None
     assert [t.cron for t in d.schedule.triggers] == ["30 6 * * mon-fri"]
     assert d.schedule.timezone == "America/Cayenne"
-    assert (version.timezone, version.calendar) == ("America/Cayenne", "FR-973")
+    assert version.schedule is not None
+    assert (version.schedule.timezone, version.schedule.calendar) == ("America/Cayenne", "FR-973")
     assert version.secret_names == {"portal_password": "guyane_portal_password"}
 
 
@@ -198,7 +204,7 @@ def release(origin: Robo, make_process: Callable[..., Path], tmp_path: Path, **s
     loaded = load_process(make_process(spec("1.1.0", **spec_)))
     origin.registry.deploy(loaded)
     path = tmp_path / "catalogue" / "s-1.1.0.robo.zip"
-    export_bundle(origin, "sample-process", "1.1.0", path)
+    export_bundle(origin.registry, origin.keys, "sample-process", "1.1.0", path)
     return path.parent
 
 
@@ -208,7 +214,7 @@ def test_an_upgrade_keeps_the_overlay_and_shows_what_changed(
     apply_overlays(guyane.db, guyane.registry, [overlay_file(tmp_path)])
     catalogue = release(origin, make_process, tmp_path, description="Now with receipts.")
 
-    result = upgrade(guyane, "sample-process", catalogue)
+    result = upgrade(guyane.db, guyane.registry, guyane.keys, "sample-process", catalogue)
 
     assert (result.outcome, result.from_version, result.to_version) == (
         "upgraded",
@@ -231,7 +237,7 @@ def test_an_upgrade_the_overlay_no_longer_fits_is_refused_and_stores_nothing(
         versions = session.scalar(select(func.count()).select_from(VersionRow))
 
     with pytest.raises(OverlayError) as info:
-        upgrade(guyane, "sample-process", catalogue)
+        upgrade(guyane.db, guyane.registry, guyane.keys, "sample-process", catalogue)
 
     message = info.value.message
     assert "overlays/sample-process.yaml" in message
@@ -252,7 +258,9 @@ def test_an_upgrade_can_bring_the_overlay_rewritten_for_the_new_version(
     fixed.parent.mkdir()
     fixed.write_text(OVERLAY.replace("portal_url:", "base_url:"), encoding="utf-8")
 
-    result = upgrade(guyane, "sample-process", catalogue, overlay=fixed)
+    result = upgrade(
+        guyane.db, guyane.registry, guyane.keys, "sample-process", catalogue, overlay=fixed
+    )
 
     assert (result.to_version, result.overlay_kept) == ("1.1.0", True)
     version = guyane.registry.active("sample-process")

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from robo.errors import ProcessNotFound, VersionConflict, VersionNotFound
 from robo.loader import load_process
+from robo.regional import RegionDefaults
 from robo.registry import Registry
 from robo.storage.database import Database
 from robo.storage.models import RegistryEventRow, VersionFileRow, VersionRow
@@ -33,7 +34,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def registry(db: Database) -> Registry:
-    return Registry(db, actor="tester")
+    return Registry(db, RegionDefaults("Europe/Paris", "FR"), actor="tester")
 
 
 def python_definition(**overrides: Any) -> dict[str, Any]:

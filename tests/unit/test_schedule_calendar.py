@@ -15,11 +15,11 @@ import time_machine
 import yaml
 from pydantic import ValidationError
 
+from robo.crontab import crontab_days
 from robo.definition import ProcessDefinition, Schedule, ScheduleEntry
+from robo.regional import EffectiveSchedule
 from robo.regions import region
-from robo.scheduling.calendar import EffectiveSchedule
 from robo.scheduling.plan import UpcomingFire, next_run, upcoming
-from robo.scheduling.triggers import crontab_days
 from tests.conftest import definition
 
 UTC = dt.UTC

@@ -23,13 +23,14 @@ from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import update
 
 from robo.app import Robo
+from robo.errors import SchedulerBusy
 from robo.ledger import ItemOutcome
 from robo.loader import load_process
-from robo.scheduling.calendar import EffectiveSchedule
+from robo.regional import EffectiveSchedule
 from robo.scheduling.decisions import DecisionLog, ScheduleEvent
 from robo.scheduling.dispatch import Dispatcher
 from robo.scheduling.executors.base import RunJob
-from robo.scheduling.service import SchedulerBusy, SchedulerService, effective_schedule
+from robo.scheduling.service import SchedulerService
 from robo.settings import Settings
 from robo.storage.models import RunRow
 from tests.conftest import definition
@@ -122,8 +123,11 @@ def service(app: Robo) -> Iterator[Callable[..., SchedulerService]]:
 
     def make(owner: str = "A", executor: FakeExecutor | None = None) -> SchedulerService:
         svc = SchedulerService(
-            app,
-            executor=executor or FakeExecutor(),
+            app.settings,
+            app.db,
+            app.registry,
+            app.ledger,
+            executor or FakeExecutor(),
             scheduler_factory=ManualScheduler,
             owner=owner,
         )
@@ -434,7 +438,7 @@ def test_deploy_disable_pause_and_resume_change_jobs_without_restart(
     app.registry.set_paused(PROCESS, True)
     assert svc.sync_jobs() == (0, 2)
     assert job_names(svc) == []
-    assert effective_schedule(app, PROCESS) is None
+    assert app.registry.firing_schedule(PROCESS) is None
     app.registry.set_paused(PROCESS, False)
     assert svc.sync_jobs() == (2, 0)
     assert len(job_names(svc)) == 2
@@ -469,7 +473,7 @@ def test_a_paused_process_fires_nothing_while_its_job_remains(
     svc = service()
     svc.start()
     app.registry.set_paused(PROCESS, True)
-    svc._schedules[PROCESS] = effective_schedule(app, PROCESS)  # what a sync would learn
+    svc._schedules[PROCESS] = app.registry.firing_schedule(PROCESS)  # what a sync would learn
     process_at(clock, svc, utc(2026, 3, 2, 8, 10, 5))
     assert fake(svc).batches == []
     (event,) = decisions(app)
@@ -494,7 +498,7 @@ def test_a_fire_is_recorded_once_whoever_decides_it(app: Robo) -> None:
 
 def test_two_dispatchers_on_one_fire_start_one_run(app: Robo, deploy: Callable[..., None]) -> None:
     deploy({"triggers": [{"cron": "0 9 * * *"}]})
-    schedule = effective_schedule(app, PROCESS)
+    schedule = app.registry.firing_schedule(PROCESS)
     assert isinstance(schedule, EffectiveSchedule)
     executors = [FakeExecutor(), FakeExecutor()]
     dispatchers = [

@@ -18,18 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 from robo.errors import ConfigurationError
 from robo.logging import get_logger
-from robo.scheduling.executors.base import RunJob, execute_job
+from robo.scheduling.executors.base import JobFunction, RunJob
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from robo.app import Robo
+    from robo.ledger import Ledger
+    from robo.registry import Registry
     from robo.settings import Settings
+    from robo.storage.database import Database
 
 TASK = "robo.run"
 PR_SET_PDEATHSIG = 1
 
-_worker: dict[str, Any] = {}  # in a worker: its settings and id, inherited by pool processes
+# In a worker: its settings, id and job function, inherited by its (forked) pool processes.
+_worker: dict[str, Any] = {}
 
 
 def celery_app(settings: Settings) -> Celery:
@@ -64,7 +67,8 @@ def run_task(job: dict[str, Any]) -> dict[str, Any]:
     """The Celery task, in a worker's pool process."""
     if not _worker:
         raise ConfigurationError("robo tasks run only in `robo worker`")
-    return execute_job(job, _worker["settings"], worker=_worker["id"])
+    execute: JobFunction = _worker["execute"]
+    return execute(job, _worker["settings"], _worker["id"])
 
 
 def check_timeouts(settings: Settings, longest_run_seconds: float, longest_process: str) -> None:
@@ -88,11 +92,11 @@ def check_timeouts(settings: Settings, longest_run_seconds: float, longest_proce
         raise ConfigurationError("inconsistent timeouts:\n  " + "\n  ".join(problems))
 
 
-def longest_run(robo: Robo) -> tuple[float, str]:
+def longest_run(registry: Registry) -> tuple[float, str]:
     longest, name = 0.0, "-"
-    for process_id in robo.registry.process_ids():
+    for process_id in registry.process_ids():
         try:
-            seconds = robo.registry.active(process_id).definition.timeouts.run_seconds
+            seconds = registry.active(process_id).definition.timeouts.run_seconds
         except Exception:
             continue
         if seconds > longest:
@@ -101,10 +105,10 @@ def longest_run(robo: Robo) -> tuple[float, str]:
 
 
 class CeleryExecutor:
-    def __init__(self, settings: Settings, robo: Robo | None = None) -> None:
+    def __init__(self, settings: Settings, ledger: Ledger | None = None) -> None:
         self.settings = settings
         self.app = celery_app(settings)
-        self._robo = robo
+        self._ledger = ledger  # None: busy() cannot tell, and says no
         self._sent: dict[str, list[str]] = {}  # process id -> job uids not yet seen finished
         self._lock = threading.Lock()
         self.log = get_logger(component="celery-executor")
@@ -123,13 +127,13 @@ class CeleryExecutor:
             self._sent.setdefault(jobs[0].process_id, []).extend(job.uid for job in jobs)
 
     def busy(self, process_id: str) -> bool:
-        if self._robo is None:
+        if self._ledger is None:
             return False
         with self._lock:
             uids = list(self._sent.get(process_id, []))
         pending = []
         for uid in uids:
-            run = self._robo.ledger.find_run(uid)
+            run = self._ledger.find_run(uid)
             if run is None or run.status == "running":
                 pending.append(uid)
         with self._lock:
@@ -148,19 +152,25 @@ def _die_with_parent(**_kwargs: Any) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def run_worker(robo: Robo, slots: int, name: str | None = None) -> None:
+def run_worker(
+    settings: Settings,
+    db: Database,
+    registry: Registry,
+    execute: JobFunction,
+    slots: int,
+    name: str | None = None,
+) -> None:
     """`robo worker`: consume runs with ``slots`` pool processes until stopped."""
     from celery.signals import worker_process_init
 
     from robo.scheduling.workers import WorkerHeartbeat
 
-    settings = robo.settings
-    check_timeouts(settings, *longest_run(robo))
+    check_timeouts(settings, *longest_run(registry))
     worker_id = name or f"{socket.gethostname()}:{os.getpid()}"
-    _worker.update(settings=settings.model_dump(mode="json"), id=worker_id)
+    _worker.update(settings=settings.model_dump(mode="json"), id=worker_id, execute=execute)
     app = celery_app(settings)
     worker_process_init.connect(_die_with_parent, weak=False)
-    heartbeat = WorkerHeartbeat(robo, worker_id, slots)
+    heartbeat = WorkerHeartbeat(db, worker_id, slots, settings.heartbeat_seconds)
     heartbeat.start()
     try:
         worker = app.Worker(

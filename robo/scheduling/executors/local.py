@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from robo.logging import get_logger
-from robo.scheduling.executors.base import RunJob, execute_job
+from robo.scheduling.executors.base import JobFunction, RunJob
 
 PR_SET_PDEATHSIG = 1
 
@@ -49,10 +49,10 @@ def _child_init() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _execute(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+def _execute(execute: JobFunction, job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     _running.set()
     try:
-        return execute_job(job, settings, worker=f"local:{socket.gethostname()}")
+        return execute(job, settings, f"local:{socket.gethostname()}")
     finally:
         _running.clear()
 
@@ -60,9 +60,10 @@ def _execute(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
 class LocalExecutor:
     """A process pool sized by ``bot_slots``: the global limit on concurrent bots."""
 
-    def __init__(self, settings: dict[str, Any], slots: int) -> None:
+    def __init__(self, settings: dict[str, Any], slots: int, execute: JobFunction) -> None:
         self.settings = settings
         self.slots = slots
+        self.execute = execute
         self._pool = ProcessPoolExecutor(
             max_workers=slots,
             mp_context=multiprocessing.get_context("spawn"),
@@ -85,7 +86,7 @@ class LocalExecutor:
     def _start(self, jobs: list[RunJob]) -> None:
         job, rest = jobs[0], jobs[1:]
         try:
-            future = self._pool.submit(_execute, asdict(job), self.settings)
+            future = self._pool.submit(_execute, self.execute, asdict(job), self.settings)
         except RuntimeError:  # the pool is shutting down: these runs never start
             with self._lock:
                 self._pending[job.process_id] -= len(jobs)

@@ -1,6 +1,8 @@
-"""Schedule entries as APScheduler 3 triggers, in the region's time zone.
+"""Crontab strings in, APScheduler 3 triggers out: a leaf, imported by definitions and scheduling.
 
-Cron expressions follow crontab: in the day-of-week field 0 and 7 are Sunday
+A schedule entry is either a five-field cron expression or an interval in
+minutes; everything here takes those two values as plain data, so validating a
+definition never needs the scheduler. Cron expressions follow crontab: in the day-of-week field 0 and 7 are Sunday
 and 1 is Monday. APScheduler counts from Monday = 0, so numeric days are turned
 into names before APScheduler sees them.
 """
@@ -8,10 +10,8 @@ into names before APScheduler sees them.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from robo.definition import ScheduleEntry
 
 if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger
@@ -55,40 +55,41 @@ def crontab_days(field: str) -> str:
     return ",".join(APS_DAYS[(d - 1) % 7] for d in sorted(days, key=lambda d: (d - 1) % 7))
 
 
-def build_trigger(entry: ScheduleEntry, timezone: str) -> BaseTrigger:
+def build_trigger(cron: str | None, every_minutes: float | None, timezone: str) -> BaseTrigger:
+    """The trigger for one entry: ``cron`` or ``every_minutes`` (exactly one), in ``timezone``."""
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     zone = ZoneInfo(timezone)
-    if entry.cron is not None:
-        minute, hour, day, month, weekday = entry.cron.split()
+    if cron is not None:
+        minute, hour, day, month, weekday = cron.split()
         return CronTrigger(
             minute=minute, hour=hour, day=day, month=month,
             day_of_week=crontab_days(weekday), timezone=zone,
         )  # fmt: skip
-    assert entry.every_minutes is not None
-    return IntervalTrigger(minutes=entry.every_minutes, timezone=zone)
+    if every_minutes is None:
+        raise ValueError("a schedule entry has exactly one of 'cron' or 'every_minutes'")
+    return IntervalTrigger(minutes=every_minutes, timezone=zone)
 
 
-def check_entry(entry: ScheduleEntry) -> None:
+def check(cron: str | None, every_minutes: float | None) -> None:
     """Raise ValueError with APScheduler's reason if the entry cannot be scheduled."""
     try:
-        build_trigger(entry, "UTC")
+        build_trigger(cron, every_minutes, "UTC")
     except (ValueError, KeyError) as exc:
-        raise ValueError(f"invalid schedule '{entry.cron or entry.every_minutes}': {exc}") from None
+        raise ValueError(f"invalid schedule '{cron or every_minutes}': {exc}") from None
 
 
-def trigger_key(index: int, entry: ScheduleEntry, timezone: str) -> str:
-    """Stable while the entry and its zone are unchanged; a change makes a new job."""
-    spec = f"{entry.cron or ''}|{entry.every_minutes or ''}|{timezone}"
+def trigger_key(index: int, cron: str | None, every_minutes: float | None, timezone: str) -> str:
+    """Stable while the entry and its zone are unchanged; a change makes a new job.
+
+    Stored with every schedule decision: the spelling must never change.
+    """
+    spec = f"{cron or ''}|{every_minutes or ''}|{timezone}"
     return f"t{index}-{hashlib.sha256(spec.encode()).hexdigest()[:10]}"
 
 
-def describe(entry: ScheduleEntry) -> str:
-    if entry.cron is not None:
-        return f"cron {entry.cron}"
-    return f"every {entry.every_minutes:g} min"
-
-
-def is_cron(entry: Any) -> bool:
-    return bool(getattr(entry, "cron", None))
+def describe(cron: str | None, every_minutes: float | None) -> str:
+    if cron is not None:
+        return f"cron {cron}"
+    return f"every {every_minutes:g} min"
