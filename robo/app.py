@@ -21,6 +21,7 @@ from robo.settings import Settings
 # Jinja2 or cryptography, and `robo --help` for nothing at all.
 if TYPE_CHECKING:
     from robo.ledger import Ledger
+    from robo.queues import Queues
     from robo.registry import Registry
     from robo.replication.signing import KeyStore
     from robo.runner.run import RunEnvironment
@@ -59,6 +60,12 @@ class Robo:
         return Ledger(self.db, self.redactor)
 
     @cached_property
+    def queues(self) -> Queues:
+        from robo.queues import Queues
+
+        return Queues(self.db, self.registry.actor)
+
+    @cached_property
     def secrets(self) -> SecretStore:
         from robo.secrets import SecretStore, load_or_create_key
 
@@ -82,7 +89,9 @@ class Robo:
             chromium=self.settings.chromium,
             evidence_dir=self.settings.evidence_dir,
             versions_dir=self.settings.versions_dir,
+            queues=self.queues,
             heartbeat_seconds=self.settings.heartbeat_seconds,
+            abandon_after_seconds=self.settings.abandon_after_seconds,
         )
 
     def executor(self) -> Executor:

@@ -11,26 +11,19 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     field_validator,
     model_validator,
 )
 
 from robo import crontab
+from robo.step_models import NAME, STEP_KINDS, FillStep, Model, ScrapeTable, Step
+
+__all__ = ["NAME", "STEP_KINDS", "Model", "ScrapeTable", "Step"]  # and the models below
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$"
-NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-class Model(BaseModel):
-    """Base: unknown fields are errors, so typos never pass silently."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def relative_path(value: str) -> str:
@@ -82,6 +75,15 @@ class RetryPolicy(Model):
         default=3, ge=1, le=20, description="Attempts per item, first included."
     )
     backoff_seconds: float = Field(default=1.0, ge=0, le=600, description="Pause between attempts.")
+    max_runs: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description=(
+            "Runs that may try a queue item ending in an application exception; after the "
+            "last, it goes to the worklist."
+        ),
+    )
 
 
 class Timeouts(Model):
@@ -95,8 +97,11 @@ class Timeouts(Model):
 class ItemSource(Model):
     """Where work items come from, and which field identifies one."""
 
-    source: Literal["csv", "xlsx", "json", "bot"] = Field(
-        description="csv/xlsx/json read a file; bot means the bot produces the items itself."
+    source: Literal["csv", "xlsx", "json", "bot", "queue"] = Field(
+        description=(
+            "csv/xlsx/json read a file into the queue; bot: the bot produces them; queue: "
+            "the process only takes what others add to its queue (a performer)."
+        )
     )
     path: str | None = Field(
         default=None, description="Default input file, relative to the process folder."
@@ -111,192 +116,28 @@ class ItemSource(Model):
 
     @model_validator(mode="after")
     def _path_fits_source(self) -> ItemSource:
-        if self.source == "bot" and self.path:
-            raise ValueError("items produced by the bot take no 'path'")
+        if self.source in ("bot", "queue") and self.path:
+            raise ValueError(f"items from source '{self.source}' take no 'path'")
         if self.sheet and self.source != "xlsx":
             raise ValueError("'sheet' only applies to xlsx input")
         return self
 
 
-# --- Declarative steps ------------------------------------------------------------
-# Each step is a one-key mapping, e.g. ``- click: "#save"``. String values are
-# Jinja2 templates over ``item``, ``params`` and ``output``.
-
-
-class FillArgs(Model):
-    selector: str
-    value: str | None = None
-    secret: Annotated[str | None, Field(pattern=NAME)] = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> FillArgs:
-        if (self.value is None) == (self.secret is None):
-            raise ValueError("fill takes exactly one of 'value' or 'secret'")
-        return self
-
-
-class SelectArgs(Model):
-    selector: str
-    value: str
-
-
-class CheckArgs(Model):
-    selector: str
-    checked: bool = True
-
-
-class UploadArgs(Model):
-    selector: str
-    path: str = Field(
-        description="File to upload; a relative path starts from the input file's folder."
-    )
-
-
-class DownloadArgs(Model):
-    click: str = Field(description="Selector of the element that starts the download.")
-    save_as: str = Field(description="File name in the run's downloads folder.")
-    into: Annotated[str | None, Field(pattern=NAME)] = Field(
-        default=None, description="Output field that receives the saved path."
-    )
-
-
-class WaitForArgs(Model):
-    selector: str
-    state: Literal["attached", "detached", "visible", "hidden"] = "visible"
-
-
-class ExpectTextArgs(Model):
-    selector: str
-    text: str
-    business: bool = Field(
-        default=False,
-        description="A mismatch is a business exception instead of an application one.",
-    )
-
-
-class ExtractArgs(Model):
-    selector: str
-    into: Annotated[str, Field(pattern=NAME)]
-    attribute: str | None = Field(
-        default=None, description="Read this attribute instead of the text."
-    )
-
-
-class FailIfArgs(Model):
-    selector: str
-    message: str = Field(
-        default="{{ text }}",
-        description="Business exception message; 'text' is the element's text.",
-    )
-
-
-class ScreenshotArgs(Model):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-
-
-class GotoStep(Model):
-    goto: str
-
-
-class FillStep(Model):
-    fill: FillArgs
-
-
-class ClickStep(Model):
-    click: str
-
-
-class SelectStep(Model):
-    select: SelectArgs
-
-
-class CheckStep(Model):
-    check: CheckArgs
-
-
-class UploadStep(Model):
-    upload: UploadArgs
-
-
-class DownloadStep(Model):
-    download: DownloadArgs
-
-
-class WaitForStep(Model):
-    wait_for: WaitForArgs
-
-
-class ExpectTextStep(Model):
-    expect_text: ExpectTextArgs
-
-
-class ExtractStep(Model):
-    extract: ExtractArgs
-
-
-class FailIfStep(Model):
-    fail_if: FailIfArgs
-
-
-class ScreenshotStep(Model):
-    screenshot: ScreenshotArgs
-
-
-STEP_KINDS: dict[str, type[Model]] = {
-    "goto": GotoStep, "fill": FillStep, "click": ClickStep, "select": SelectStep,
-    "check": CheckStep, "upload": UploadStep, "download": DownloadStep,
-    "wait_for": WaitForStep, "expect_text": ExpectTextStep, "extract": ExtractStep,
-    "fail_if": FailIfStep, "screenshot": ScreenshotStep,
-}  # fmt: skip
-
-
-def _step_kind(value: Any) -> str | None:
-    if isinstance(value, dict) and len(value) == 1:
-        return str(next(iter(value)))
-    for kind, model in STEP_KINDS.items():
-        if isinstance(value, model):
-            return kind
-    return None
-
-
-# A tagged union: a bad step reports errors for its own kind only.
-Step = Annotated[
-    Annotated[GotoStep, Tag("goto")]
-    | Annotated[FillStep, Tag("fill")]
-    | Annotated[ClickStep, Tag("click")]
-    | Annotated[SelectStep, Tag("select")]
-    | Annotated[CheckStep, Tag("check")]
-    | Annotated[UploadStep, Tag("upload")]
-    | Annotated[DownloadStep, Tag("download")]
-    | Annotated[WaitForStep, Tag("wait_for")]
-    | Annotated[ExpectTextStep, Tag("expect_text")]
-    | Annotated[ExtractStep, Tag("extract")]
-    | Annotated[FailIfStep, Tag("fail_if")]
-    | Annotated[ScreenshotStep, Tag("screenshot")],
-    Discriminator(_step_kind),
+PythonRef = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"),
 ]
-
-
-class ScrapeTable(Model):
-    """Declarative item producer: rows of an HTML table, following a 'next' link."""
-
-    url: str
-    table: str = Field(description="Selector of the <table>; header cells name the fields.")
-    next: str | None = Field(default=None, description="Selector of the 'next page' link.")
-    max_pages: int = Field(default=100, ge=1)
 
 
 class Bot(Model):
     """Either a Python entry point or a list of declarative steps."""
 
-    entrypoint: str | None = Field(
+    entrypoint: PythonRef | None = Field(
         default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
         description="'module:function' in the process folder, called once per item with a context.",
     )
-    items: str | None = Field(
+    items: PythonRef | None = Field(
         default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
         description="Python form, items source 'bot': 'module:function' yielding item dicts.",
     )
     setup: list[Step] = Field(
@@ -304,11 +145,19 @@ class Bot(Model):
         description="Steps run once per browser context before the first item (e.g. log in).",
     )
     steps: list[Step] | None = Field(default=None, description="Declarative form: steps per item.")
+    verify: list[Step] | PythonRef | None = Field(
+        default=None,
+        description=(
+            "Was this item's work already done in the application? Run before redoing an item "
+            "whose run died: steps (done if they all pass; a fail_if means not done) or a Python "
+            "'module:function' returning True/False. Without it such an item becomes uncertain."
+        ),
+    )
     scrape: ScrapeTable | None = Field(
         default=None, description="Declarative form, items source 'bot': table to read items from."
     )
 
-    @field_validator("setup", "steps", mode="before")
+    @field_validator("setup", "steps", "verify", mode="before")
     @classmethod
     def _known_step_kinds(cls, steps: Any) -> Any:
         if isinstance(steps, list):
@@ -333,23 +182,44 @@ class Bot(Model):
             raise ValueError(
                 "give the bot's items either as 'items' (Python) or 'scrape', not both"
             )
+        if isinstance(self.verify, str) and self.steps is not None:
+            raise ValueError("a declarative bot verifies with steps: 'verify' takes a step list")
         return self
+
+    @property
+    def verify_ref(self) -> str | None:
+        return self.verify if isinstance(self.verify, str) else None
 
     @property
     def module_files(self) -> list[str]:
         """Python files the bot needs, relative to the process folder."""
-        names = {ref.split(":")[0] for ref in (self.entrypoint, self.items) if ref}
+        names = {ref.split(":")[0] for ref in (self.entrypoint, self.items, self.verify_ref) if ref}
         return sorted(name.replace(".", "/") + ".py" for name in names)
+
+
+class QueueTrigger(Model):
+    """Start runs when enough items wait in the process's queue."""
+
+    min_items: int = Field(ge=1, description="Start a run once this many items wait.")
+    max_runs: int = Field(default=1, ge=1, le=50, description="Runs of the process at once.")
 
 
 class ScheduleEntry(Model):
     cron: str | None = Field(default=None, description="Five-field cron, e.g. '0 7 * * mon-fri'.")
     every_minutes: float | None = Field(default=None, gt=0)
+    queue: QueueTrigger | None = Field(
+        default=None, description="Queue trigger, e.g. {min_items: 20, max_runs: 2}."
+    )
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleEntry:
-        if (self.cron is None) == (self.every_minutes is None):
-            raise ValueError("a schedule entry has exactly one of 'cron' or 'every_minutes'")
+        given = [k for k in ("cron", "every_minutes", "queue") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a schedule entry has exactly one of 'cron', 'every_minutes' or 'queue'"
+            )
+        if self.queue is not None:
+            return self
         if self.cron is not None and len(self.cron.split()) != 5:
             raise ValueError(
                 f"cron '{self.cron}' must have 5 fields: minute hour day month weekday"
@@ -358,10 +228,16 @@ class ScheduleEntry(Model):
         return self
 
     @property
+    def is_queue(self) -> bool:
+        return self.queue is not None
+
+    @property
     def is_cron(self) -> bool:
         return self.cron is not None
 
     def describe(self) -> str:
+        if self.queue is not None:
+            return f"queue >= {self.queue.min_items} items, <= {self.queue.max_runs} runs"
         return crontab.describe(self.cron, self.every_minutes)
 
     def key(self, index: int, timezone: str) -> str:
@@ -454,6 +330,21 @@ class Evidence(Model):
     )
 
 
+class QueueSettings(Model):
+    """The process's work queue: its own by default, or one another process feeds."""
+
+    name: Annotated[str, Field(pattern=SLUG)] | None = Field(
+        default=None, description="Queue to take items from (default: the process id)."
+    )
+    unique: Literal["refuse", "after_business_exception"] = Field(
+        default="refuse",
+        description=(
+            "A reference already queued is refused (default), or accepted again once its "
+            "earlier item was handed back as a business exception."
+        ),
+    )
+
+
 class ProcessDefinition(Model):
     """A robo process: what it automates, how, on which items, and what it saves."""
 
@@ -482,6 +373,7 @@ class ProcessDefinition(Model):
     timeouts: Timeouts = Timeouts()
     evidence: Evidence = Evidence()
     schedule: Schedule | None = None
+    queue: QueueSettings = QueueSettings()
     include: list[str] = Field(
         default_factory=list,
         description="Extra files kept with the version: documentation, sample attachments.",
@@ -509,9 +401,15 @@ class ProcessDefinition(Model):
         extra = [self.items.path] if self.items.path else []
         return sorted({*self.bot.module_files, *extra, *self.include})
 
+    @property
+    def queue_name(self) -> str:
+        """The queue this process takes its items from."""
+        return self.queue.name or self.id
+
 
 def _secret_names(bot: Bot) -> list[str]:
-    steps = [*bot.setup, *(bot.steps or [])]
+    verify = bot.verify if isinstance(bot.verify, list) else []
+    steps = [*bot.setup, *(bot.steps or []), *verify]
     return [s.fill.secret for s in steps if isinstance(s, FillStep) and s.fill.secret]
 
 

@@ -13,6 +13,7 @@
     ├── DuplicateItem             an item is already recorded in its run (never counted twice)
     ├── SchedulerBusy             another scheduler is active on this database (exit code 3)
     ├── SchedulerLockLost         this scheduler lost its lease (exit code 4)
+    ├── QueueError                a queue or queue item cannot do that (unknown, wrong status)
     ├── SecretError               unknown secret, undecryptable store
     ├── InputError                work-item input file is unreadable or inconsistent
     ├── ReportError               a report cannot be built as asked (period, option, output)
@@ -24,6 +25,7 @@
     │   ├── OverlayError          a regional overlay does not fit (carries every problem)
     │   └── MetricsError          a metrics file is malformed, tampered or too new
     └── BotException              raised inside a bot to end the current item
+        ├── ItemSkipped           nothing to do: the work was already done (0 minutes)
         ├── BusinessException     the data is wrong: not retried, handed to a human
         │   └── TemplateProblem   a declarative step's value cannot be filled in from the item
         └── ApplicationException  the application misbehaved: retried per policy
@@ -132,6 +134,10 @@ class SchedulerLockLost(RoboError):
     exit_code = 4
 
 
+class QueueError(RoboError):
+    """The queue or queue item cannot do that."""
+
+
 class SecretError(RoboError):
     """A secret is missing or cannot be read."""
 
@@ -180,6 +186,10 @@ class MetricsError(ReplicationError):
 
 class BotException(RoboError):
     """The bot ended the current item."""
+
+
+class ItemSkipped(BotException):
+    """Nothing to do: the bot found this item's work already done; it saves no minutes."""
 
 
 class BusinessException(BotException):

@@ -14,19 +14,33 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from robo.clock import utcnow
 from robo.definition import Baseline
 from robo.errors import DuplicateItem, DuplicateRun, RunNotFound
+from robo.queues import OUTCOME_STATUS, status_after
 from robo.redaction import Redactor
 from robo.storage.database import Database
-from robo.storage.models import ItemRow, MetricImportRow, RunRow
+from robo.storage.models import (
+    ItemRow,
+    MetricImportRow,
+    QueueEventRow,
+    QueueItemRow,
+    QueueRow,
+    RunRow,
+)
 
-ItemStatus = Literal["success", "business_exception", "application_exception"]
+ItemStatus = Literal["success", "business_exception", "application_exception", "skipped"]
 RunStatus = Literal["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]
-ITEM_STATUSES: tuple[ItemStatus, ...] = ("success", "business_exception", "application_exception")
+ITEM_STATUSES: tuple[ItemStatus, ...] = (
+    "success",
+    "business_exception",
+    "application_exception",
+    "skipped",
+)
 FINAL_RUN_STATUSES = ("completed", "failed", "timed_out", "interrupted", "abandoned")
 
 
@@ -45,6 +59,10 @@ class ItemOutcome:
     evidence: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
+    # The queue item this outcome ends (None: an item outside queues), and how many runs
+    # may try it before an application exception is final (the retry policy).
+    queue_item_id: int | None = None
+    max_runs: int = 3
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,7 @@ class RunSummary:
     application_exceptions: int
     minutes_saved: float
     error: str | None
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -264,6 +283,9 @@ class Ledger:
 
         One INSERT and one heartbeat UPDATE in one transaction, through SQLAlchemy Core:
         the ORM unit of work and a SELECT of the run per item cost more than the commit.
+        A queue item's status moves in the same transaction, and only if this run still
+        holds it: its one success earns its minutes (a unique column makes a second
+        credit impossible); a run that lost the item records its outcome uncredited.
         """
         redact = self.redactor.redact
         saved = self._minutes_per_item(run_id) if outcome.status == "success" else 0.0
@@ -285,6 +307,17 @@ class Ledger:
         }
         try:
             with self.db.engine.begin() as connection:
+                if outcome.queue_item_id is not None:
+                    held = self._end_queue_item(connection, run_id, outcome)
+                    row["queue_item_id"] = outcome.queue_item_id
+                    if not held:
+                        saved = row["minutes_saved"] = 0.0
+                        row["error"] = redact(
+                            f"{outcome.error or ''} [not credited: run {run_id} no longer held "
+                            "this queue item when it finished]".strip()
+                        )
+                    elif outcome.status == "success":
+                        row["credited_queue_item_id"] = outcome.queue_item_id
                 connection.execute(insert(ItemRow), [row])
                 connection.execute(
                     update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=utcnow())
@@ -294,6 +327,54 @@ class Ledger:
                 f"item '{outcome.reference}' is already recorded in run {run_id}"
             ) from None
         return saved
+
+    def _end_queue_item(self, connection: Connection, run_id: int, outcome: ItemOutcome) -> bool:
+        """Move the queue item to its outcome's status; False if this run no longer holds it."""
+        item_id = outcome.queue_item_id
+        query = (
+            select(QueueItemRow.runs_failed, QueueRow.unique_references)
+            .join(QueueRow, QueueRow.name == QueueItemRow.queue)
+            .where(
+                QueueItemRow.id == item_id,
+                QueueItemRow.status == "in_progress",
+                QueueItemRow.run_id == run_id,
+            )
+        )
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update(of=QueueItemRow)
+        found = connection.execute(query).first()
+        if found is None:
+            return False
+        runs_failed = found.runs_failed + (outcome.status == "application_exception")
+        target = status_after(outcome.status, runs_failed, outcome.max_runs)
+        values: dict[str, Any] = {
+            "status": target, "runs_failed": runs_failed, "lease_until": None,
+            "needs_verify": False, "updated_at": utcnow(),
+            "attempts": QueueItemRow.attempts + outcome.attempts,
+            "error": self.redactor.redact(outcome.error),
+        }  # fmt: skip
+        if target == "business_exception" and found.unique_references != "refuse":
+            values["holds_reference"] = None  # the reference may be queued again
+        moved = connection.execute(
+            update(QueueItemRow)
+            .where(
+                QueueItemRow.id == item_id,
+                QueueItemRow.status == "in_progress",
+                QueueItemRow.run_id == run_id,
+            )
+            .values(**values)
+        )
+        if moved.rowcount != 1:
+            return False
+        detail = outcome.status if target == OUTCOME_STATUS[outcome.status] else (
+            f"{outcome.status}; retried by a later run ({runs_failed} of {outcome.max_runs})"
+        )  # fmt: skip
+        connection.execute(
+            insert(QueueEventRow),
+            [{"item_id": item_id, "at": utcnow(), "action": "completed", "status": target,
+              "actor": "", "run_id": run_id, "detail": detail}],
+        )  # fmt: skip
+        return True
 
     def _minutes_per_item(self, run_id: int) -> float:
         """The run's baseline snapshot, read once: it never changes after the run starts."""
@@ -326,15 +407,24 @@ class Ledger:
         return references
 
     def abandon_stale(
-        self, cutoff: dt.datetime, host: str, is_alive: Callable[[int], bool]
+        self,
+        cutoff: dt.datetime,
+        host: str,
+        is_alive: Callable[[int], bool],
+        *,
+        process_id: str | None = None,
     ) -> list[RunSummary]:
-        """End runs whose runner died: silent since ``cutoff``, or gone from this host.
+        """End runs whose runner died: silent since ``cutoff``, or gone from this host
+        (only ``process_id``'s runs, if given).
 
         Their recorded items stay as they are; nothing is recounted.
         """
         abandoned = []
+        query = select(RunRow).where(RunRow.status == "running")
+        if process_id is not None:
+            query = query.where(RunRow.process_id == process_id)
         with self.db.session() as session:
-            for run in session.scalars(select(RunRow).where(RunRow.status == "running")):
+            for run in session.scalars(query):
                 beat = run.heartbeat_at or run.started_at
                 dead_here = run.host == host and run.pid is not None and not is_alive(run.pid)
                 if beat >= cutoff and not dead_here:
@@ -516,7 +606,7 @@ class Ledger:
             )
 
     @staticmethod
-    def _run(session: Any, run_id: int) -> RunRow:
+    def _run(session: Session, run_id: int) -> RunRow:
         run = session.get(RunRow, run_id)
         if run is None:
             raise RunNotFound(f"no run {run_id} in the ledger; `robo runs` lists recent runs")
@@ -556,6 +646,7 @@ class Ledger:
             succeeded=counts.get("success", 0),
             business_exceptions=counts.get("business_exception", 0),
             application_exceptions=counts.get("application_exception", 0),
+            skipped=counts.get("skipped", 0),
             minutes_saved=counts.get("minutes", 0.0) + run.run_minutes_saved,
             error=run.error,
         )

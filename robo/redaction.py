@@ -74,4 +74,5 @@ class Redactor:
     def structlog_processor(
         self, _logger: Any, _name: str, event: dict[str, Any]
     ) -> dict[str, Any]:
-        return self.redact(event)
+        redacted: dict[str, Any] = self.redact(event)
+        return redacted

@@ -10,11 +10,11 @@ the region's; a disabled or paused process does not fire.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from robo.canonical import signed_bytes
 from robo.definition import WEEKDAYS, Schedule
 from robo.overlay import merged_schedule
 from robo.regions import holiday_name
@@ -94,7 +94,7 @@ class ScheduleResolver:
 
     def __init__(self, defaults: RegionDefaults) -> None:
         self.defaults = defaults
-        self._parsed: dict[str, Schedule] = {}
+        self._parsed: dict[bytes, Schedule] = {}
 
     def resolve(
         self, process_id: str, base: dict[str, Any] | None, overlay: dict[str, Any] | None
@@ -102,8 +102,8 @@ class ScheduleResolver:
         data = merged_schedule(base, overlay) if overlay else base
         if data is None:
             return None
-        text = json.dumps(data, sort_keys=True)  # a cache key only, never hashed
-        schedule = self._parsed.get(text)
+        key = signed_bytes(data)
+        schedule = self._parsed.get(key)
         if schedule is None:
-            schedule = self._parsed[text] = Schedule.model_validate(data)
+            schedule = self._parsed[key] = Schedule.model_validate(data)
         return resolve_schedule(process_id, schedule, self.defaults)

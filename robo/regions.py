@@ -56,13 +56,13 @@ def region(slug: str) -> Region:
 
 
 def check_calendar(calendar: str) -> str:
-    import holidays
+    from holidays.countries.france import France
 
     country, _, subdivision = calendar.partition("-")
     if country != "FR":
         raise ValueError(f"calendar '{calendar}' is not French; use FR or FR-<subdivision>")
-    if subdivision and subdivision not in holidays.France.subdivisions:
-        known = ", ".join(f"FR-{s}" for s in holidays.France.subdivisions if s[:1].isdigit())
+    if subdivision and subdivision not in France.subdivisions:
+        known = ", ".join(f"FR-{s}" for s in France.subdivisions if s[:1].isdigit())
         raise ValueError(f"unknown calendar '{calendar}'; known: FR, {known}")
     return calendar
 
@@ -79,10 +79,10 @@ def check_timezone(name: str) -> str:
 
 @lru_cache(maxsize=64)
 def _holidays(calendar: str, year: int) -> dict[dt.date, str]:
-    import holidays
+    from holidays.countries.france import France
 
     _, _, subdivision = calendar.partition("-")
-    days = holidays.France(years=year, subdiv=subdivision or None, language="fr")
+    days = France(years=year, subdiv=subdivision or None, language="fr")  # type: ignore[no-untyped-call]
     return dict(days.items())
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
+from robo.cli.common import Context
 from robo.cli.render import print_json
 
 
@@ -17,7 +16,7 @@ def db() -> None:
 @db.command("current")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_obj
-def current(obj: Any, as_json: bool) -> None:
+def current(obj: Context, as_json: bool) -> None:
     """Show the schema revision of the database and the newest one robo knows."""
     from robo.storage.database import Database, current_revision, head_revision
 
@@ -42,7 +41,7 @@ def current(obj: Any, as_json: bool) -> None:
 
 @db.command("upgrade")
 @click.pass_obj
-def upgrade(obj: Any) -> None:
+def upgrade(obj: Context) -> None:
     """Migrate the database to the newest schema (robo also does this when it opens one).
 
     \b

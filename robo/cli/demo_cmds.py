@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
+from robo.cli.common import Context
 from robo.cli.render import hours, note, table
 
 
@@ -66,7 +66,7 @@ def portal(host: str, port: int, password: str, latency_ms: int, failure_rate: f
     help="Folder of sample process folders.",
 )
 @click.pass_obj
-def demo(obj: Any, processes_dir: Path) -> None:
+def demo(obj: Context, processes_dir: Path) -> None:
     """Start the sample portal, deploy the sample processes, run them all and
     print the hours saved, computed from the items actually processed, and
     the programme's headline; write the HTML report to ROBO_HOME/reports/.

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from robo.cli.common import Context
 from robo.cli.render import error
 
 EXAMPLES = """
@@ -21,30 +22,6 @@ Examples:
   robo runs --json | jq '.[0]'
   robo report
 """
-
-
-class Context:
-    """Global options; the installation is opened on first use, so --help stays fast."""
-
-    def __init__(self, overrides: dict[str, Any]) -> None:
-        self.overrides = {k: v for k, v in overrides.items() if v is not None}
-        self._robo: Any = None
-
-    @property
-    def robo(self) -> Any:
-        if self._robo is None:
-            from robo.app import Robo
-            from robo.logging import configure
-            from robo.settings import load_settings
-
-            settings = load_settings(**self.overrides)
-            self._robo = Robo(settings)
-            configure(settings.log_level, settings.log_format, self._robo.redactor)
-        return self._robo
-
-    def close(self) -> None:
-        if self._robo is not None:
-            self._robo.close()
 
 
 class RoboGroup(click.Group):

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
+from robo.cli.common import Context, json_option
 from robo.cli.render import print_json, table
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @click.command()
@@ -19,7 +16,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 )
 @click.option("--name", help="Worker name (default HOST:PID).")
 @click.pass_obj
-def worker(obj: Any, slots: int | None, name: str | None) -> None:
+def worker(obj: Context, slots: int | None, name: str | None) -> None:
     """Execute runs from the broker (executor 'celery'), with SLOTS bots at once.
 
     Start one per bot machine; all share the database (PostgreSQL) and the
@@ -45,7 +42,7 @@ def worker(obj: Any, slots: int | None, name: str | None) -> None:
 @click.command()
 @json_option
 @click.pass_obj
-def workers(obj: Any, as_json: bool) -> None:
+def workers(obj: Context, as_json: bool) -> None:
     """Live workers, their slots and the runs they are executing."""
     from robo.scheduling.workers import list_workers
 
@@ -63,7 +60,7 @@ def workers(obj: Any, as_json: bool) -> None:
 @click.argument("process_ids", nargs=-1, required=True)
 @json_option
 @click.pass_obj
-def submit(obj: Any, process_ids: tuple[str, ...], as_json: bool) -> None:
+def submit(obj: Context, process_ids: tuple[str, ...], as_json: bool) -> None:
     """Queue runs for the configured executor's workers instead of running here.
 
     \b
@@ -95,7 +92,7 @@ def submit(obj: Any, process_ids: tuple[str, ...], as_json: bool) -> None:
 @click.command()
 @json_option
 @click.pass_obj
-def doctor(obj: Any, as_json: bool) -> None:
+def doctor(obj: Context, as_json: bool) -> None:
     """Check the database, migrations, secrets, Chromium, broker, workers and scheduler.
 
     Exits 1 if anything is a problem.

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
+from robo.cli.common import Context, json_option
 from robo.cli.render import note, print_json, table
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @click.command()
@@ -76,7 +74,7 @@ def schema(output: Path | None) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @json_option
 @click.pass_obj
-def deploy(obj: Any, paths: tuple[Path, ...], as_json: bool) -> None:
+def deploy(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
     """Validate and store immutable versions of processes; make them active.
 
     Identical content is a no-op. Changed content under an already deployed
@@ -104,7 +102,7 @@ def deploy(obj: Any, paths: tuple[Path, ...], as_json: bool) -> None:
 @click.command()
 @json_option
 @click.pass_obj
-def processes(obj: Any, as_json: bool) -> None:
+def processes(obj: Context, as_json: bool) -> None:
     """List registered processes with their active version."""
     rows = obj.robo.registry.processes()
     if as_json:
@@ -125,7 +123,7 @@ def processes(obj: Any, as_json: bool) -> None:
 @click.option("--version", "version", help="A deployed version (default: the active one).")
 @json_option
 @click.pass_obj
-def show(obj: Any, process_id: str, version: str | None, as_json: bool) -> None:
+def show(obj: Context, process_id: str, version: str | None, as_json: bool) -> None:
     """Show a process definition as deployed (default: the active version)."""
     registry = obj.robo.registry
     found = registry.get(process_id, version) if version else registry.active(process_id)
@@ -164,7 +162,7 @@ def show(obj: Any, process_id: str, version: str | None, as_json: bool) -> None:
 @click.argument("process_id")
 @json_option
 @click.pass_obj
-def history(obj: Any, process_id: str, as_json: bool) -> None:
+def history(obj: Context, process_id: str, as_json: bool) -> None:
     """Versions of a process and every deploy, rollback, disable and enable."""
     registry = obj.robo.registry
     versions, events = registry.versions(process_id), registry.history(process_id)
@@ -185,7 +183,7 @@ def history(obj: Any, process_id: str, as_json: bool) -> None:
 @click.argument("old")
 @click.argument("new")
 @click.pass_obj
-def diff(obj: Any, process_id: str, old: str, new: str) -> None:
+def diff(obj: Context, process_id: str, old: str, new: str) -> None:
     """Show what changed between two deployed versions (unified diff).
 
     \b
@@ -200,7 +198,7 @@ def diff(obj: Any, process_id: str, old: str, new: str) -> None:
 @click.argument("process_id")
 @click.argument("version")
 @click.pass_obj
-def rollback(obj: Any, process_id: str, version: str) -> None:
+def rollback(obj: Context, process_id: str, version: str) -> None:
     """Make an earlier deployed version the active one again.
 
     \b
@@ -214,7 +212,7 @@ def rollback(obj: Any, process_id: str, version: str) -> None:
 @click.command()
 @click.argument("process_id")
 @click.pass_obj
-def disable(obj: Any, process_id: str) -> None:
+def disable(obj: Context, process_id: str) -> None:
     """Stop a process from running (manual runs and schedules) until enabled."""
     changed = obj.robo.registry.set_enabled(process_id, False)
     click.echo(f"{process_id}: disabled" if changed else f"{process_id} was already disabled")
@@ -223,7 +221,7 @@ def disable(obj: Any, process_id: str) -> None:
 @click.command()
 @click.argument("process_id")
 @click.pass_obj
-def enable(obj: Any, process_id: str) -> None:
+def enable(obj: Context, process_id: str) -> None:
     """Allow a disabled process to run again."""
     changed = obj.robo.registry.set_enabled(process_id, True)
     click.echo(f"{process_id}: enabled" if changed else f"{process_id} was already enabled")

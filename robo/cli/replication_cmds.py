@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import click
 
+from robo.cli.common import Context, json_option
 from robo.cli.render import note, print_json, table
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 catalogue_option = click.option(
     "--catalogue",
     type=click.Path(path_type=Path, file_okay=False),
@@ -45,7 +44,7 @@ def _day(value: str | None, option: str) -> dt.datetime | None:
 @json_option
 @click.pass_obj
 def export_cmd(
-    obj: Any, process_id: str, version: str | None, output: Path | None, as_json: bool
+    obj: Context, process_id: str, version: str | None, output: Path | None, as_json: bool
 ) -> None:
     """Write a signed bundle of a process version for other regions.
 
@@ -85,7 +84,7 @@ def export_cmd(
 )
 @json_option
 @click.pass_obj
-def import_cmd(obj: Any, bundle: Path, overlay_file: Path | None, as_json: bool) -> None:
+def import_cmd(obj: Context, bundle: Path, overlay_file: Path | None, as_json: bool) -> None:
     """Verify a bundle (signature, hashes, definition) and register its version.
 
     Nothing is unpacked or stored unless every check passes. The version keeps
@@ -125,7 +124,7 @@ def keys() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing key (others must re-trust).")
 @json_option
 @click.pass_obj
-def keys_generate(obj: Any, force: bool, as_json: bool) -> None:
+def keys_generate(obj: Context, force: bool, as_json: bool) -> None:
     """Create this region's Ed25519 key (ROBO_HOME/keys/REGION.key, mode 0600).
 
     Prints the public key to give to other regions for `robo keys trust`.
@@ -145,7 +144,7 @@ def keys_generate(obj: Any, force: bool, as_json: bool) -> None:
 @click.option("--replace", is_flag=True, help="Replace the key already trusted for REGION.")
 @json_option
 @click.pass_obj
-def keys_trust(obj: Any, region: str, public_key: str, replace: bool, as_json: bool) -> None:
+def keys_trust(obj: Context, region: str, public_key: str, replace: bool, as_json: bool) -> None:
     """Trust REGION's public key for bundles and metrics files."""
     result = obj.robo.keys.trust(region, public_key, replace=replace)
     if as_json:
@@ -157,7 +156,7 @@ def keys_trust(obj: Any, region: str, public_key: str, replace: bool, as_json: b
 @keys.command("list")
 @json_option
 @click.pass_obj
-def keys_list(obj: Any, as_json: bool) -> None:
+def keys_list(obj: Context, as_json: bool) -> None:
     """This region's public key and every trusted key."""
     result = obj.robo.keys.listing()
     if as_json:
@@ -181,7 +180,7 @@ def overlay() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @json_option
 @click.pass_obj
-def overlay_apply(obj: Any, paths: tuple[Path, ...], as_json: bool) -> None:
+def overlay_apply(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
     """Validate overlay files against their processes and store them (all or none).
 
     \b
@@ -202,7 +201,7 @@ def overlay_apply(obj: Any, paths: tuple[Path, ...], as_json: bool) -> None:
 @click.argument("process_id")
 @json_option
 @click.pass_obj
-def overlay_show(obj: Any, process_id: str, as_json: bool) -> None:
+def overlay_show(obj: Context, process_id: str, as_json: bool) -> None:
     """The overlay stored for a process, as applied to its runs."""
     from robo.replication.overlays import show_overlay
 
@@ -217,7 +216,7 @@ def overlay_show(obj: Any, process_id: str, as_json: bool) -> None:
 @overlay.command("list")
 @json_option
 @click.pass_obj
-def overlay_list(obj: Any, as_json: bool) -> None:
+def overlay_list(obj: Context, as_json: bool) -> None:
     """Every stored overlay."""
     from robo.replication.overlays import list_overlays
 
@@ -235,7 +234,7 @@ def overlay_list(obj: Any, as_json: bool) -> None:
 @overlay.command("remove")
 @click.argument("process_id")
 @click.pass_obj
-def overlay_remove(obj: Any, process_id: str) -> None:
+def overlay_remove(obj: Context, process_id: str) -> None:
     """Forget a process's overlay: it runs with the origin's values again."""
     from robo.replication.overlays import remove_overlay
 
@@ -250,7 +249,7 @@ def overlay_remove(obj: Any, process_id: str) -> None:
 @catalogue_option
 @json_option
 @click.pass_obj
-def replicas(obj: Any, catalogue: Path | None, as_json: bool) -> None:
+def replicas(obj: Context, catalogue: Path | None, as_json: bool) -> None:
     """Processes adopted from other regions, and newer versions in the catalogue."""
     from robo.replication.catalogue import replicas as list_replicas
 
@@ -284,7 +283,7 @@ def replicas(obj: Any, catalogue: Path | None, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def upgrade(
-    obj: Any, process_id: str, catalogue: Path | None, overlay_file: Path | None, as_json: bool
+    obj: Context, process_id: str, catalogue: Path | None, overlay_file: Path | None, as_json: bool
 ) -> None:
     """Import the newest catalogue version of a process, keeping the overlay.
 
@@ -332,7 +331,7 @@ def metrics() -> None:
 @json_option
 @click.pass_obj
 def metrics_export(
-    obj: Any, since: str | None, until: str | None, output: Path, as_json: bool
+    obj: Context, since: str | None, until: str | None, output: Path, as_json: bool
 ) -> None:
     """Write this region's finished runs and items, signed, for the national view.
 
@@ -356,7 +355,7 @@ def metrics_export(
 )
 @json_option
 @click.pass_obj
-def metrics_import(obj: Any, files: tuple[Path, ...], as_json: bool) -> None:
+def metrics_import(obj: Context, files: tuple[Path, ...], as_json: bool) -> None:
     """Merge regions' metrics files; importing one twice changes nothing."""
     from robo.replication.metrics import import_metrics
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from robo.cli.common import Context
 from robo.cli.render import hours, note, print_json, table
 
 DIMENSION_NAMES = ["process", "region", "application", "origin", "year", "quarter", "month", "week"]
@@ -145,7 +146,7 @@ def _distinct_uses(report: Any) -> list[Any]:
     return sorted(seen.values(), key=lambda u: (u.process_id, u.first_run))
 
 
-def _drill(obj: Any, scope: Any, fmt: str, output: Path | None, limit: int) -> None:
+def _drill(obj: Context, scope: Any, fmt: str, output: Path | None, limit: int) -> None:
     from robo.reports.drilldown import drill_down
     from robo.reports.export import drill_csv, drill_json
 
@@ -166,9 +167,10 @@ def _drill(obj: Any, scope: Any, fmt: str, output: Path | None, limit: int) -> N
         for r in drill.runs
     ], right=["run", "items", "ok", "business", "app", "h saved"])  # fmt: skip
     table("Items", ["run", "#", "reference", "status", "tries", "seconds", "min saved", "error"], [
-        (i.run_id, i.position, i.reference, i.status, i.attempts,
-         "" if i.duration_seconds is None else f"{i.duration_seconds:.1f}", f"{i.minutes_saved:g}", i.error or "")
-        for i in drill.items
+        (line.run_id, line.item.position, line.item.reference, line.item.status, line.item.attempts,
+         "" if line.item.duration_seconds is None else f"{line.item.duration_seconds:.1f}",
+         f"{line.item.minutes_saved:g}", line.item.error or "")
+        for line in drill.items
     ], right=["run", "#", "tries", "seconds", "min saved"])  # fmt: skip
     if drill.items_total > len(drill.items):
         note(
@@ -206,7 +208,7 @@ def _drill(obj: Any, scope: Any, fmt: str, output: Path | None, limit: int) -> N
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.pass_obj
 def report(
-    obj: Any,
+    obj: Context,
     by: tuple[str, ...],
     since: str | None,
     until: str | None,

@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
+from robo.cli.common import Context, json_option
 from robo.cli.render import hours, note, print_json, table
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 class ProgressBar:
@@ -73,7 +72,12 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
     "--input",
     "input_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Work items file (CSV, XLSX or JSON, per the definition).",
+    help="Work items file (CSV, XLSX or JSON, per the definition): queued, then drained.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    help="Take at most N items from the queue in this run (the rest wait for the next).",
 )
 @click.option(
     "--param",
@@ -91,33 +95,39 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
 @json_option
 @click.pass_obj
 def run(
-    obj: Any,
+    obj: Context,
     process_id: str,
     input_path: Path | None,
+    limit: int | None,
     params: tuple[str, ...],
     headed: bool,
     no_progress: bool,
     as_json: bool,
 ) -> None:
-    """Run the active version of a process now, item by item, in Chromium.
+    """Run the active version of a process now: queue its input, then drain its queue.
 
-    Each item ends as success, business exception (bad data, not retried) or
-    application exception (retried per the definition's retry policy). Failed
-    items keep a screenshot and a trace under ROBO_HOME/evidence/RUN_ID.
-    Exits 0 when the run completed (whatever the items' outcomes), 1 when it
-    failed, timed out or was interrupted.
+    The input (the definition's file, --input FILE, or what the bot produces)
+    goes into the process's queue first; a reference already queued is refused
+    and reported, never done twice. Then items are taken one by one in Chromium.
+    Each ends as success, skipped (nothing to do), business exception (bad data,
+    for a human) or application exception (retried per the retry policy, then
+    by later runs). Failed items keep a screenshot and a trace under
+    ROBO_HOME/evidence/RUN_ID. Exits 0 when the run completed (whatever the
+    items' outcomes), 1 when it failed, timed out or was interrupted.
 
     \b
     Examples:
       robo run residence-permit-entry
       robo run residence-permit-entry --input today.csv --param portal_url=http://127.0.0.1:8765
+      robo run invoice-commitment-check --limit 50
     """
     from robo.runner.run import RunRequest, run_process
 
     robo = obj.robo
     request = RunRequest(
-        process_id=process_id, input_path=input_path, params=_params(params), headed=headed
-    )
+        process_id=process_id, input_path=input_path, params=_params(params), headed=headed,
+        limit=limit,
+    )  # fmt: skip
     version = robo.registry.active(process_id)
     progress = ProgressBar(
         process_id, enabled=not no_progress and not as_json and sys.stderr.isatty()
@@ -131,12 +141,22 @@ def run(
     else:
         click.echo(
             f"run {result.run_id} {process_id}: {result.status} · {result.items_total} items: "
-            f"{result.succeeded} ok, {result.business_exceptions} business exception(s), "
+            f"{result.succeeded} ok, {result.skipped} skipped, "
+            f"{result.business_exceptions} business exception(s), "
             f"{result.application_exceptions} application exception(s) · "
             f"{hours(result.minutes_saved)} h saved"
         )
         if result.error:
             note(f"  {result.error}")
+        if result.refused:
+            note(f"  {len(result.refused)} reference(s) already queued, not added again:")
+            for refusal in result.refused[:5]:
+                note(f"    {refusal.render()}")
+            if len(result.refused) > 5:
+                note(f"    ... `robo queue show {version.definition.queue_name}` lists them all")
+        if result.uncertain:
+            note(f"  {len(result.uncertain)} item(s) left in progress by a dead run are uncertain "
+                 f"(no verify block): {', '.join(result.uncertain[:5])}; see `robo worklist`")  # fmt: skip
         if result.business_exceptions or result.application_exceptions:
             note(f"  details: robo run-show {result.run_id}")
     if result.status != "completed":
@@ -152,7 +172,9 @@ def run(
 @click.option("--limit", default=30, show_default=True, type=click.IntRange(1, 100000))
 @json_option
 @click.pass_obj
-def runs(obj: Any, process_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
+def runs(
+    obj: Context, process_id: str | None, status: str | None, limit: int, as_json: bool
+) -> None:
     """List recent runs, newest first."""
     rows = obj.robo.ledger.runs(process_id=process_id, status=status, limit=limit)
     if as_json:
@@ -172,7 +194,7 @@ def runs(obj: Any, process_id: str | None, status: str | None, limit: int, as_js
 @click.argument("run_id", type=int)
 @json_option
 @click.pass_obj
-def run_show(obj: Any, run_id: int, as_json: bool) -> None:
+def run_show(obj: Context, run_id: int, as_json: bool) -> None:
     """Show one run: its items, errors, evidence and the baseline it used."""
     detail = obj.robo.ledger.run_detail(run_id)
     if as_json:

@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
+from robo.cli.common import Context, json_option
 from robo.cli.render import note, print_json, table
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @click.group()
@@ -37,7 +36,7 @@ def scheduler() -> None:
     help="On SIGTERM/Ctrl-C, how long running bots may finish before they are interrupted.",
 )
 @click.pass_obj
-def start(obj: Any, standby: bool, slots: int | None, drain_seconds: float) -> None:
+def start(obj: Context, standby: bool, slots: int | None, drain_seconds: float) -> None:
     """Fire scheduled runs at each region's local time, until stopped.
 
     Only one scheduler may be active on a database: a second one stands by
@@ -75,7 +74,7 @@ def start(obj: Any, standby: bool, slots: int | None, drain_seconds: float) -> N
 @scheduler.command("status")
 @json_option
 @click.pass_obj
-def status(obj: Any, as_json: bool) -> None:
+def status(obj: Context, as_json: bool) -> None:
     """Which scheduler holds the lease on this database, and until when."""
     from robo.scheduling.lock import LeaderLock
 
@@ -106,7 +105,7 @@ def status(obj: Any, as_json: bool) -> None:
 )
 @json_option
 @click.pass_obj
-def schedule(obj: Any, process_id: str | None, count: int, as_json: bool) -> None:
+def schedule(obj: Context, process_id: str | None, count: int, as_json: bool) -> None:
     """When processes run next, in local time, and why a fire ahead will be skipped.
 
     Without PROCESS_ID: every process with a schedule and its next run. With
@@ -166,7 +165,7 @@ def schedule(obj: Any, process_id: str | None, count: int, as_json: bool) -> Non
 @click.command()
 @click.argument("process_id")
 @click.pass_obj
-def pause(obj: Any, process_id: str) -> None:
+def pause(obj: Context, process_id: str) -> None:
     """Stop firing a process's schedule (manual runs still work) until resumed."""
     changed = obj.robo.registry.set_paused(process_id, True)
     click.echo(f"{process_id}: schedule paused" if changed else f"{process_id} was already paused")
@@ -175,7 +174,7 @@ def pause(obj: Any, process_id: str) -> None:
 @click.command()
 @click.argument("process_id")
 @click.pass_obj
-def resume(obj: Any, process_id: str) -> None:
+def resume(obj: Context, process_id: str) -> None:
     """Fire a paused process's schedule again, from the next due time (no catch-up)."""
     changed = obj.robo.registry.set_paused(process_id, False)
     click.echo(f"{process_id}: schedule resumed" if changed else f"{process_id} was not paused")

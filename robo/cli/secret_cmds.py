@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
+from robo.cli.common import Context
 from robo.cli.render import print_json, table
 
 
@@ -25,7 +25,7 @@ def secret() -> None:
     "--stdin", "from_stdin", is_flag=True, help="Read the value from standard input (for scripts)."
 )
 @click.pass_obj
-def set_secret(obj: Any, name: str, from_stdin: bool) -> None:
+def set_secret(obj: Context, name: str, from_stdin: bool) -> None:
     """Store a secret; the value is prompted for and never echoed.
 
     \b
@@ -47,7 +47,7 @@ def set_secret(obj: Any, name: str, from_stdin: bool) -> None:
 @secret.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_obj
-def list_secrets(obj: Any, as_json: bool) -> None:
+def list_secrets(obj: Context, as_json: bool) -> None:
     """List secret names and where each comes from; never their values."""
     rows = obj.robo.secrets.names()
     if as_json:
@@ -63,7 +63,7 @@ def list_secrets(obj: Any, as_json: bool) -> None:
 @secret.command("delete")
 @click.argument("name")
 @click.pass_obj
-def delete_secret(obj: Any, name: str) -> None:
+def delete_secret(obj: Context, name: str) -> None:
     """Remove a stored secret."""
     from robo.errors import SecretError
 

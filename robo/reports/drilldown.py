@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from robo.ledger import ItemDetail
 from robo.reports.figures import Figures
 from robo.reports.queries import Scope, figure_columns, figures, per_run
 from robo.storage.database import Database
@@ -45,19 +46,20 @@ class RunLine:
 
 @dataclass(frozen=True)
 class ItemLine:
+    """An item row as the ledger shows it, with the run and process it belongs to."""
+
     run_id: int
     process_id: str
-    position: int
-    reference: str
-    status: str
-    attempts: int
-    started_at: str | None
-    duration_seconds: float | None
-    minutes_saved: float
-    error: str | None
+    item: ItemDetail
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        i = self.item
+        return {
+            "run_id": self.run_id, "process_id": self.process_id, "position": i.position,
+            "reference": i.reference, "status": i.status, "attempts": i.attempts,
+            "started_at": i.started_at, "duration_seconds": i.duration_seconds,
+            "minutes_saved": i.minutes_saved, "error": i.error,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,20 +125,7 @@ def drill_down(db: Database, scope: Scope, *, limit: int | None = None) -> Drill
             for run, *values in session.execute(run_query)
         ]
         items = [
-            ItemLine(
-                run_id=item.run_id,
-                process_id=process_id,
-                position=item.position,
-                reference=item.reference,
-                status=item.status,
-                attempts=item.attempts,
-                started_at=item.started_at.isoformat(timespec="seconds")
-                if item.started_at
-                else None,
-                duration_seconds=item.duration_seconds,
-                minutes_saved=item.minutes_saved,
-                error=item.error,
-            )
+            ItemLine(item.run_id, process_id, ItemDetail.of(item))
             for item, process_id in session.execute(item_query)
         ]
         total = int(session.scalar(count_query) or 0)

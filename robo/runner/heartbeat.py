@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 
 from robo.ledger import Ledger
 
@@ -11,9 +12,16 @@ from robo.ledger import Ledger
 class Heartbeat(threading.Thread):
     """Tells the ledger this run is alive, so a dead runner is noticed and its run abandoned."""
 
-    def __init__(self, ledger: Ledger, run_id: int, interval: float) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        run_id: int,
+        interval: float,
+        renew_leases: Callable[[], object] = lambda: None,
+    ) -> None:
         super().__init__(name=f"robo-heartbeat-{run_id}", daemon=True)
         self.ledger, self.run_id, self.interval = ledger, run_id, interval
+        self.renew_leases = renew_leases  # of the queue items the run holds
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -21,6 +29,7 @@ class Heartbeat(threading.Thread):
             # A busy database must not kill the run; the next beat retries.
             with contextlib.suppress(Exception):
                 self.ledger.heartbeat(self.run_id)
+                self.renew_leases()
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -1,19 +1,27 @@
-"""Running the active version of a process: one browser, one context, item by item.
+"""Running the active version of a process: one browser, one context, draining its queue.
 
-Each item ends as success, business exception (not retried) or application
-exception (retried with a fresh page, per the retry policy). A browser crash
+A run first puts its input (a file, or what the bot produces) into the
+process's queue, then takes items one by one under a lease its heartbeat
+renews. Each item ends as success, skipped (nothing to do), business exception
+(not retried) or application exception (retried with a fresh page, per the
+retry policy; then by later runs up to ``retry.max_runs``). A browser crash
 ends the item as an application exception, restarts Chromium and goes on; the
-item is not retried, since the application may already have taken it.
+item is not retried, since the application may already have taken it. An item
+a dead run left in progress is verified first (``bot.verify``) or handed to a
+human as uncertain: it is never redone silently (see ``robo.queues``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import psutil
 
 from robo.clock import utcnow
 from robo.definition import ProcessDefinition
@@ -23,12 +31,14 @@ from robo.errors import (
     ConfigurationError,
     Deadline,
     InputError,
+    ItemSkipped,
     RegistryError,
     RoboError,
     SecretError,
 )
 from robo.ledger import ItemOutcome, Ledger, RunStatus
 from robo.logging import get_logger
+from robo.queues import NewItem, Queues, Refusal, TakenItem
 from robo.redaction import Redactor
 from robo.registry import ProcessVersion
 from robo.runner import evidence
@@ -37,6 +47,7 @@ from robo.runner.context import BotContext
 from robo.runner.heartbeat import Heartbeat
 from robo.runner.modules import load_bot_module
 from robo.runner.steps import first_line, run_steps, scrape_table
+from robo.runner.verify import Verdict, verify_item
 from robo.runner.watchdog import Watchdog
 from robo.runner.workitems import Item, check_references, read_items, reference_of
 
@@ -73,6 +84,7 @@ class RunRequest:
     resumes_run_id: int | None = None
     worker: str = ""
     uid: str | None = None  # set by executors so that a job delivered twice runs once
+    limit: int | None = None  # take at most this many items from the queue
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,10 @@ class RunResult:
     application_exceptions: int
     minutes_saved: float
     error: str | None = None
+    skipped: int = 0
+    added: int = 0  # items this run put into the queue
+    refused: list[Refusal] = field(default_factory=list)  # references already queued
+    uncertain: list[str] = field(default_factory=list)  # handed to a human, not redone
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,10 @@ class RunEnvironment:
     chromium: str
     evidence_dir: Path
     versions_dir: Path
+    queues: Queues
     heartbeat_seconds: float = 10.0
+    # A run silent this long is dead: its items' leases last as long.
+    abandon_after_seconds: float = 120.0
 
 
 def resolve_params(definition: ProcessDefinition, overrides: dict[str, str]) -> dict[str, Any]:
@@ -131,12 +150,20 @@ class ProcessRun:
         self.process_fn = self._bot_function("entrypoint")
         self.items_fn = self._bot_function("items")
         self.setup_fn = self._bot_function("entrypoint", name="setup")
+        ref = self.definition.bot.verify_ref
+        self.verify_fn = self._bot_function("verify_ref") if ref else None
         self.input_path = self._input_path()
         # File items are read before the run exists: bad input costs nothing.
         self.items: list[Item] | None = (
             read_items(self.definition.items, self.input_path) if self.input_path else None
         )
-        self.counts = {"success": 0, "business_exception": 0, "application_exception": 0}
+        self.counts = {
+            "success": 0, "business_exception": 0, "application_exception": 0, "skipped": 0,
+        }  # fmt: skip
+        self.queue = self.definition.queue_name
+        self.added = 0
+        self.refused: list[Refusal] = []
+        self.uncertain: list[str] = []
         self._chunk: tuple[Any, float] | None = None  # (context, start) of the open trace chunk
 
     # --- preparation -----------------------------------------------------------------
@@ -152,10 +179,13 @@ class ProcessRun:
         return found if callable(found) else None
 
     def _input_path(self) -> Path | None:
-        if self.definition.items.source == "bot":
+        source = self.definition.items.source
+        if source in ("bot", "queue"):
             if self.request.input_path:
+                what = "produces its own items" if source == "bot" else "takes items from its queue"
                 raise InputError(
-                    f"{self.definition.id} produces its own items; it takes no --input"
+                    f"{self.definition.id} {what}; it takes no --input "
+                    f"(`robo queue add {self.queue} FILE` adds items to a queue)"
                 )
             return None
         if self.request.input_path:
@@ -170,7 +200,9 @@ class ProcessRun:
 
     def execute(self) -> RunResult:
         definition = self.definition
-        ledger = self.env.ledger
+        ledger, queues = self.env.ledger, self.env.queues
+        queues.ensure(self.queue, definition.queue.unique)
+        self._end_dead_runs()
         run_id = ledger.start_run(
             process_id=definition.id,
             version_id=self.version.version_id,
@@ -206,20 +238,35 @@ class ProcessRun:
             trace_snapshots=definition.evidence.trace_snapshots,
         )
         self.watchdog = Watchdog(self.session.kill)
-        heartbeat = Heartbeat(ledger, run_id, self.env.heartbeat_seconds)
+        lease = self.env.abandon_after_seconds
+        heartbeat = Heartbeat(
+            ledger, run_id, self.env.heartbeat_seconds, lambda: queues.renew(run_id, lease)
+        )
         try:
             heartbeat.start()
+            self._reclaim()
+            if self.items is not None:
+                assert self.input_path is not None
+                self._enqueue(self.items, f"file {self.input_path.name}")
             self.session.start()
             self._open_context()
-            items = self.items if self.items is not None else self._produce_items()
-            items = self._skip_already_done(items)
-            ledger.set_items_total(run_id, len(items))
-            self.progress.started(run_id, len(items))
-            for position, item in enumerate(items, start=1):
+            if definition.items.source == "bot":
+                self._enqueue(self._produce_items(), f"produced by {definition.id}")
+            total = queues.waiting(self.queue)
+            limit = self.request.limit
+            total = total if limit is None else min(total, limit)
+            ledger.set_items_total(run_id, total)
+            self.progress.started(run_id, total)
+            position = 0
+            while limit is None or position < limit:
                 if time.monotonic() >= self.deadline:
-                    status, error = "timed_out", self._run_timeout_message(position, len(items))
+                    status, error = "timed_out", self._run_timeout_message()
                     break
-                self._process_item(position, item)
+                taken = queues.take(self.queue, run_id, lease)
+                if taken is None:
+                    break
+                position += 1
+                self._process_item(position, taken)
         except KeyboardInterrupt:
             status, error = "interrupted", "interrupted by the operator (Ctrl-C or SIGTERM)"
         except Deadline:
@@ -243,28 +290,54 @@ class ProcessRun:
             status=status,
             items_total=summary.succeeded
             + summary.business_exceptions
-            + summary.application_exceptions,
+            + summary.application_exceptions
+            + summary.skipped,
             succeeded=summary.succeeded,
             business_exceptions=summary.business_exceptions,
             application_exceptions=summary.application_exceptions,
             minutes_saved=summary.minutes_saved,
             error=summary.error,
+            skipped=summary.skipped,
+            added=self.added,
+            refused=self.refused,
+            uncertain=self.uncertain,
         )
 
-    def _skip_already_done(self, items: list[Item]) -> list[Item]:
-        """A recovery run does only what the run it resumes left undone."""
-        if self.request.resumes_run_id is None:
-            return items
-        done = self.env.ledger.recorded_in_chain(self.request.resumes_run_id)
+    # --- the queue ----------------------------------------------------------------------
+
+    def _end_dead_runs(self) -> None:
+        """Runs of this process whose robo died (kill -9, a lost machine) end as abandoned,
+        so their items can be reclaimed: no run stays 'running' after its process is gone."""
+        cutoff = utcnow() - dt.timedelta(seconds=self.env.abandon_after_seconds)
+        self.env.ledger.abandon_stale(
+            cutoff, socket.gethostname(), psutil.pid_exists, process_id=self.definition.id
+        )
+
+    def _reclaim(self) -> None:
+        verify = self.definition.bot.verify is not None
+        for item in self.env.queues.reclaim(self.queue, verify=verify):
+            self.log.warning("item.reclaimed", item=item.reference, run_left=item.run_id,
+                             status=item.status)  # fmt: skip
+            if item.status == "uncertain":
+                self.uncertain.append(item.reference)
+
+    def _enqueue(self, items: Iterable[Item], source: str) -> None:
         field = self.definition.items.reference
-        remaining = [item for item in items if reference_of(item, field) not in done]
-        self.log.info(
-            "run.resuming", resumes=self.request.resumes_run_id, skipped=len(items) - len(remaining)
+        result = self.env.queues.add(
+            self.queue,
+            [NewItem(reference_of(item, field), dict(item)) for item in items],
+            source=source,
+            run_id=self.run_id,
         )
-        return remaining
+        self.added += len(result.added)
+        self.refused += result.refused
+        if result.refused:
+            self.log.warning(
+                "items.refused", count=len(result.refused), first=result.refused[0].render()
+            )
 
-    def _run_timeout_message(self, position: int, total: int) -> str:
-        left = total - position + 1
+    def _run_timeout_message(self) -> str:
+        left = self.env.queues.waiting(self.queue)
         return (
             f"run exceeded timeouts.run_seconds ({self.definition.timeouts.run_seconds:g} s); "
             f"{left} item(s) not processed"
@@ -285,6 +358,8 @@ class ProcessRun:
             reference=reference,
             _secret=self._secret,
             _allowed_secrets=frozenset(self.definition.secrets),
+            _queues=self.env.queues,
+            _run_id=getattr(self, "run_id", None),
         )
 
     def _secret(self, name: str) -> str:
@@ -336,10 +411,12 @@ class ProcessRun:
         self.log.info("items.produced", count=len(items))
         return items
 
-    def _process_item(self, position: int, item: Item) -> None:
-        reference = reference_of(item, self.definition.items.reference)
+    def _process_item(self, position: int, taken: TakenItem) -> None:
+        item, reference = taken.data, taken.reference
         policy = self.definition.retry
         started = utcnow()
+        if taken.needs_verify and not self._verified_undone(position, taken, started):
+            return
         evidence_paths: list[str] = []
         status = "success"
         error_type: str | None = None
@@ -357,6 +434,9 @@ class ProcessRun:
                 with self.watchdog.limit(self._remaining(self.definition.timeouts.item_seconds)):
                     self._call_bot(ctx)
                 status, error_type, error, output = "success", None, None, ctx.output
+                break
+            except ItemSkipped as exc:
+                status, error_type, error, output = "skipped", None, exc.message, ctx.output
                 break
             except BusinessException as exc:
                 status, error_type, error = "business_exception", type(exc).__name__, exc.message
@@ -393,11 +473,45 @@ class ProcessRun:
             evidence=evidence_paths,
             data=item,
             output=output,
+            queue_item_id=taken.id,
+            max_runs=policy.max_runs,
         )
+        self._record(outcome)
+
+    def _record(self, outcome: ItemOutcome) -> None:
         saved = self.env.ledger.record_item(self.run_id, outcome)
-        self.counts[status] += 1
-        log.info("item.done", status=status, attempts=attempt, minutes_saved=saved)
+        self.counts[outcome.status] += 1
+        self.log.info("item.done", item=outcome.reference, status=outcome.status,
+                      attempts=outcome.attempts, minutes_saved=saved)  # fmt: skip
         self.progress.item_done(outcome, saved)
+
+    def _verified_undone(self, position: int, taken: TakenItem, started: dt.datetime) -> bool:
+        """An item a dead run left in progress: True if its work must be done (again).
+
+        The verify block asks the application. Done: recorded as the success it was
+        (its minutes, once). Cannot tell: uncertain, for a human.
+        """
+        if not self.session.alive:
+            self._open_context(restart=True)
+        ctx = self._context(taken.data, taken.reference)
+        with self.watchdog.limit(self._remaining(self.definition.timeouts.item_seconds)):
+            verdict: Verdict = verify_item(self.definition.bot, self.verify_fn, ctx, self.run_dir)
+        self.log.info("item.verified", item=taken.reference, verdict=verdict.state,
+                      detail=verdict.detail)  # fmt: skip
+        if verdict.state == "not_done":
+            self.page = self.session.new_page()
+            return True
+        if verdict.state == "done":
+            self._record(ItemOutcome(
+                position=position, reference=taken.reference, status="success", attempts=0,
+                started_at=started, finished_at=utcnow(), data=taken.data,
+                output={"verified": verdict.detail}, queue_item_id=taken.id,
+                max_runs=self.definition.retry.max_runs,
+            ))  # fmt: skip
+            return False
+        self.env.queues.mark_uncertain(taken.id, self.run_id, verdict.detail)
+        self.uncertain.append(taken.reference)
+        return False
 
     def _trace_chunk(self, title: str) -> bool:
         """Make sure a trace chunk is recording; True if one is.

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from robo.definition import (
+from robo.errors import (
+    ApplicationException,
+    BusinessException,
+    ItemSkipped,
+    StepError,
+    TemplateProblem,
+)
+from robo.runner.context import BotContext
+from robo.step_models import (
     CheckStep,
     ClickStep,
     DownloadStep,
@@ -27,11 +35,10 @@ from robo.definition import (
     ScrapeTable,
     ScreenshotStep,
     SelectStep,
+    SkipIfStep,
     UploadStep,
     WaitForStep,
 )
-from robo.errors import ApplicationException, BusinessException, StepError, TemplateProblem
-from robo.runner.context import BotContext
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -125,6 +132,11 @@ def _run_step(step: Model, ctx: BotContext, screenshots: Path) -> None:
         if locator.count() and locator.first.is_visible():
             text = locator.first.inner_text().strip()
             raise BusinessException(render(step.fail_if.message, ctx, text=text))
+    elif isinstance(step, SkipIfStep):
+        locator = page.locator(render(step.skip_if.selector, ctx))
+        if locator.count() and locator.first.is_visible():
+            text = locator.first.inner_text().strip()
+            raise ItemSkipped(render(step.skip_if.message, ctx, text=text))
     elif isinstance(step, ScreenshotStep):
         screenshots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshots / f"{ctx.reference}-{step.screenshot.name}.png"))

@@ -176,7 +176,7 @@ def _minutes(delta: dt.timedelta) -> str:
     return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-class DispatchExecutor(BaseExecutor):
+class DispatchExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler 3 is untyped
     """An APScheduler executor that hands due times to the Dispatcher.
 
     It receives every due time of a job at once (``run_times``), which

@@ -1,4 +1,4 @@
-"""The database schema: registry, ledger and secrets. Changed only through migrations."""
+"""The database schema: registry, ledger, queues and secrets. Changed only through migrations."""
 
 from __future__ import annotations
 
@@ -154,6 +154,7 @@ class ItemRow(Base):
     __tablename__ = "items"
     __table_args__ = (
         UniqueConstraint("run_id", "reference", name="uq_item_reference"),
+        UniqueConstraint("credited_queue_item_id", name="uq_items_credit"),
         Index("ix_items_run_cover", "run_id", "status", "minutes_saved", "duration_seconds"),
     )
 
@@ -172,6 +173,76 @@ class ItemRow(Base):
     data: Mapped[dict[str, Any]]
     output: Mapped[dict[str, Any]]
     minutes_saved: Mapped[float] = mapped_column(Float, default=0)
+    # The queue item this row is an outcome of (None: a run from before queues, or imported).
+    queue_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("queue_items.id", name="fk_items_queue_item"), index=True
+    )
+    # Set on the one success that earns a queue item its minutes: unique, so never twice.
+    credited_queue_item_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class QueueRow(Base):
+    """A named work queue: one per process by default, or shared (dispatcher -> performer)."""
+
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # refuse: a reference is accepted once; after_business_exception: again once handed back.
+    unique_references: Mapped[str] = mapped_column(String(32), default="refuse")
+    created_at: Mapped[dt.datetime]
+
+
+class QueueItemRow(Base):
+    """A work item with one life across runs; its status machine is robo/queues.py."""
+
+    __tablename__ = "queue_items"
+    __table_args__ = (
+        # Null once the item gave its reference back (policy after_business_exception).
+        UniqueConstraint("queue", "holds_reference", name="uq_queue_reference"),
+        Index("ix_queue_items_take", "queue", "status", "priority", "created_at"),
+        Index("ix_queue_items_reference", "queue", "reference"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(ForeignKey("queues.name"))
+    reference: Mapped[str] = mapped_column(String(255))
+    holds_reference: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    deadline: Mapped[dt.datetime | None]
+    defer_until: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+    source: Mapped[str] = mapped_column(String(255), default="")
+    added_by_run_id: Mapped[int | None]
+    run_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the run holding it last
+    lease_until: Mapped[dt.datetime | None]
+    needs_verify: Mapped[bool] = mapped_column(Boolean, default=False)
+    runs_failed: Mapped[int] = mapped_column(Integer, default=0)  # application exceptions
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # over every run
+    error: Mapped[str | None] = mapped_column(Text)
+    taken_by: Mapped[str | None] = mapped_column(String(128))
+    taken_at: Mapped[dt.datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[dt.datetime | None]
+    human_minutes: Mapped[float | None] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class QueueEventRow(Base):
+    """What happened to a queue item, by whom and when (`robo queue show ITEM`)."""
+
+    __tablename__ = "queue_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("queue_items.id"), index=True)
+    at: Mapped[dt.datetime]
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))  # the status after the action
+    actor: Mapped[str] = mapped_column(String(128), default="")
+    run_id: Mapped[int | None]
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class SecretRow(Base):

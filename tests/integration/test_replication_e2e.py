@@ -184,7 +184,8 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
         guyane.registry.active(PID).definition.parameters["portal_url"]
         == f"http://127.0.0.1:{port}"
     )
-    assert idf.registry.active(PID).calendar == "FR"
+    idf_schedule = idf.registry.active(PID).schedule
+    assert idf_schedule is not None and idf_schedule.calendar == "FR"
 
     second = [run(idf, portal), run(guyane, portal)]
     for result in [occitanie_run, *first[:2], *second]:

@@ -29,6 +29,15 @@ EXPECTED: dict[str, Any] = json.loads((FIXTURES / "expected.json").read_text(enc
 BUNDLES = ("residence-permit-entry", "invoice-commitment-check")
 
 
+def old_fields(new: Any, old: Any) -> Any:
+    """``new`` cut down to the fields the old code had: fields added since are left out."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {key: old_fields(new[key], old[key]) for key in old if key in new}
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        return [old_fields(n, o) for n, o in zip(new, old, strict=True)]
+    return new
+
+
 @pytest.fixture
 def old_installation(tmp_path: Path) -> Any:
     """The old database, copied so the fixture itself is never written."""
@@ -67,7 +76,9 @@ def test_every_version_resolves_as_the_old_code_resolved_it(old_installation: Ro
     for pid, expected in EXPECTED["active"].items():
         version = old_installation.registry.active(pid)
         assert version.content_hash == EXPECTED["versions"][pid]
-        assert version.definition.model_dump(mode="json") == expected["definition"]
+        assert old_fields(version.definition.model_dump(mode="json"), expected["definition"]) == (
+            expected["definition"]
+        )
         assert version.secret_names == expected["secret_names"]
 
 
@@ -85,7 +96,9 @@ def test_the_overlaid_schedule_resolves_to_the_same_zone_calendar_and_block(
     ):
         assert schedule is not None
         assert (schedule.timezone, schedule.calendar) == (old["timezone"], old["calendar"])
-        assert schedule.schedule.model_dump(mode="json") == old["schedule"]
+        assert old_fields(schedule.schedule.model_dump(mode="json"), old["schedule"]) == (
+            old["schedule"]
+        )
 
 
 @pytest.mark.parametrize("pid", BUNDLES)

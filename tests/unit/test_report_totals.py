@@ -261,7 +261,7 @@ def test_the_drill_down_adds_up_to_the_figure(db: Database, facts: list[RunFact]
     assert sum(r.figures.minutes_saved for r in drill.runs) == pytest.approx(
         row.figures.minutes_saved
     )
-    assert sum(i.minutes_saved for i in drill.items) == pytest.approx(
+    assert sum(line.item.minutes_saved for line in drill.items) == pytest.approx(
         row.figures.item_minutes_saved
     )
     assert len(drill_down(db, scope, limit=3).items) == min(3, row.figures.items)

@@ -303,7 +303,7 @@ def test_invalid_crons_are_refused_when_the_definition_is_validated(
 
 
 def test_a_schedule_entry_has_exactly_one_kind_of_trigger() -> None:
-    with pytest.raises(ValidationError, match="exactly one of 'cron' or 'every_minutes'"):
+    with pytest.raises(ValidationError, match="exactly one of 'cron', 'every_minutes' or 'queue'"):
         ScheduleEntry.model_validate({"cron": WEEKDAYS_CRON, "every_minutes": 10})
-    with pytest.raises(ValidationError, match="exactly one of 'cron' or 'every_minutes'"):
+    with pytest.raises(ValidationError, match="exactly one of 'cron', 'every_minutes' or 'queue'"):
         ScheduleEntry.model_validate({})
