@@ -306,7 +306,7 @@ class Ledger:
             "minutes_saved": saved,
         }
         try:
-            with self.db.engine.begin() as connection:
+            with self.db.translate_errors(), self.db.engine.begin() as connection:
                 if outcome.queue_item_id is not None:
                     held = self._end_queue_item(connection, run_id, outcome)
                     row["queue_item_id"] = outcome.queue_item_id

@@ -1,9 +1,12 @@
 """Opening the database: engine, SQLite pragmas, migrations to the current schema.
 
-Database errors leave this module as :class:`~robo.errors.StorageError`, whose
-message says what failed, on which database (never with its password) and what
-to do. ``IntegrityError`` is the exception: callers catch it to detect a row
-that is already there.
+Database errors raised through :class:`Database` (its sessions, ``revision``,
+migrating on open, any ``translate_errors`` block) leave as
+:class:`~robo.errors.StorageError`, whose message says what failed, on which
+database (never with its password) and what to do. ``IntegrityError`` stays as it
+is: callers catch it to detect a row that is already there. Code that uses
+``Database.engine`` directly gets SQLAlchemy's exceptions unless it wraps itself
+in ``translate_errors``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import DatabaseError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,13 +46,25 @@ def make_engine(url: str, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS) ->
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
+    # PostgreSQL: a host that drops packets fails in seconds, not at the TCP timeout.
+    connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
     try:
-        engine = create_engine(url, future=True)
+        engine = create_engine(url, future=True, connect_args=connect_args)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise ConfigurationError(f"cannot use database URL '{url}': {exc}") from exc
+        shown = _without_password(url)
+        reason = str(exc).replace(url, shown)
+        raise ConfigurationError(f"cannot use database URL '{shown}': {reason}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_seconds))
     return engine
+
+
+def _without_password(url: str) -> str:
+    """The URL as it may be shown: a password never reaches a message or a log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even parseable: show the scheme only
+        return url.split(":", 1)[0] + "://..."
 
 
 def _first_line(error: object) -> str:
