@@ -41,7 +41,10 @@ class Robo:
         from robo.storage.database import Database
 
         self.settings.ensure_home()
-        return Database(self.settings.effective_database_url)
+        return Database(
+            self.settings.effective_database_url,
+            busy_timeout_seconds=self.settings.database_busy_seconds,
+        )
 
     @cached_property
     def registry(self) -> Registry:
@@ -55,9 +58,17 @@ class Robo:
 
     @cached_property
     def ledger(self) -> Ledger:
+        from robo.journal import OutcomeJournal
         from robo.ledger import Ledger
 
-        return Ledger(self.db, self.redactor)
+        ledger = Ledger(
+            self.db,
+            self.redactor,
+            journal=OutcomeJournal(self.settings.home / "journal"),
+            retry_seconds=self.settings.ledger_retry_seconds,
+        )
+        ledger.replay_journal()  # outcomes kept while the database was away go in first
+        return ledger
 
     @cached_property
     def queues(self) -> Queues:

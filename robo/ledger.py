@@ -1,18 +1,22 @@
 """The ledger: runs and items. The only writer of outcomes and minutes saved.
 
 Minutes saved are computed here, once, from the baseline copied onto the run
-when it started; a later baseline change never rewrites them.
+when it started; a later baseline change never rewrites them. An outcome is
+never lost to a busy database: its write is retried with backoff, then kept in
+the outcome journal (``robo.journal``) and replayed when the database answers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from robo.clock import utcnow
 from robo.definition import Baseline
-from robo.errors import DuplicateItem, DuplicateRun, RunNotFound
+from robo.errors import DuplicateItem, DuplicateRun, RunNotFound, StorageError
+from robo.journal import OutcomeJournal
 from robo.queues import OUTCOME_STATUS, status_after
 from robo.redaction import Redactor
 from robo.storage.database import Database
@@ -33,6 +38,7 @@ from robo.storage.models import (
     RunRow,
 )
 
+T = TypeVar("T")
 ItemStatus = Literal["success", "business_exception", "application_exception", "skipped"]
 RunStatus = Literal["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]
 ITEM_STATUSES: tuple[ItemStatus, ...] = (
@@ -209,10 +215,81 @@ class ReportedFile:
 
 
 class Ledger:
-    def __init__(self, db: Database, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        redactor: Redactor | None = None,
+        *,
+        journal: OutcomeJournal | None = None,
+        retry_seconds: float = 60.0,
+    ) -> None:
         self.db = db
         self.redactor = redactor or Redactor()
+        self.journal = journal
+        self.retry_seconds = retry_seconds
         self._per_item: dict[int, float] = {}
+
+    # --- outcomes that must not be lost ----------------------------------------------
+
+    def _durably(self, write: Callable[[], T], entry: dict[str, Any], fallback: T) -> T:
+        """``write()``, retried with backoff while the database is busy or away; then, with
+        a journal, the entry is journaled and ``fallback`` returned; without one, it raises."""
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            stop_after_delay,
+            wait_exponential,
+        )
+
+        retrying = Retrying(
+            stop=stop_after_delay(self.retry_seconds),
+            wait=wait_exponential(multiplier=0.5, max=5),
+            retry=retry_if_exception_type(StorageError),
+            reraise=True,
+        )
+        try:
+            result = retrying(write)
+        except StorageError as exc:
+            if self.journal is None:
+                raise
+            self.journal.append(entry)
+            from robo.logging import get_logger
+
+            get_logger(component="ledger").warning(
+                "ledger.journaled", kind=entry["kind"], run=entry["run_id"],
+                reason=exc.message.splitlines()[0], journal=str(self.journal.path),
+            )  # fmt: skip
+            return fallback
+        if self.journal is not None and self.journal.pending():
+            self.replay_journal()  # the database is back: what waited goes in now
+        return result
+
+    def replay_journal(self) -> int:
+        """Write what the journal kept; each entry counts once however often it is replayed.
+
+        Returns the number of entries applied; leaves the rest if the database fails again.
+        """
+        if self.journal is None or not self.journal.pending():
+            return 0
+        try:
+            return self.journal.replay(self._apply)
+        except StorageError:
+            return 0
+
+    def _apply(self, entry: dict[str, Any]) -> None:
+        run_id = int(entry["run_id"])
+        if entry["kind"] == "item":
+            data = dict(entry["outcome"])
+            for key in ("started_at", "finished_at"):
+                data[key] = dt.datetime.fromisoformat(data[key])
+            # Written before the journal was cleared (a crash mid-replay): it counts once.
+            with contextlib.suppress(DuplicateItem):
+                self._record_item_now(run_id, ItemOutcome(**data))
+        elif entry["kind"] == "finish":
+            self._finish_run_now(
+                run_id, entry["status"], entry.get("error"),
+                dt.datetime.fromisoformat(entry["finished_at"]),
+            )  # fmt: skip
 
     # --- writing -----------------------------------------------------------------
 
@@ -279,6 +356,22 @@ class Ledger:
             session.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=utcnow()))
 
     def record_item(self, run_id: int, outcome: ItemOutcome) -> float:
+        """Write one finished item (durably: retried, else journaled); the minutes it saved."""
+        entry = {
+            "kind": "item", "run_id": run_id,
+            "outcome": {
+                **dataclasses.asdict(outcome),
+                "error": self.redactor.redact(outcome.error),
+                "data": self.redactor.redact(outcome.data),
+                "output": self.redactor.redact(outcome.output),
+                "started_at": outcome.started_at.isoformat(),
+                "finished_at": outcome.finished_at.isoformat(),
+            },
+        }  # fmt: skip
+        expected = self._per_item.get(run_id, 0.0) if outcome.status == "success" else 0.0
+        return self._durably(lambda: self._record_item_now(run_id, outcome), entry, expected)
+
+    def _record_item_now(self, run_id: int, outcome: ItemOutcome) -> float:
         """Write one finished item; returns the minutes it saved.
 
         One INSERT and one heartbeat UPDATE in one transaction, through SQLAlchemy Core:
@@ -471,14 +564,25 @@ class Ledger:
             )
 
     def finish_run(self, run_id: int, status: RunStatus, error: str | None = None) -> None:
+        """End a run (durably: retried, else journaled and replayed later)."""
+        at = utcnow()
+        entry = {
+            "kind": "finish", "run_id": run_id, "status": status,
+            "error": self.redactor.redact(error), "finished_at": at.isoformat(),
+        }  # fmt: skip
+        self._durably(lambda: self._finish_run_now(run_id, status, error, at), entry, None)
+
+    def _finish_run_now(self, run_id: int, status: str, error: str | None, at: dt.datetime) -> None:
         with self.db.session() as session:
             run = self._run(session, run_id)
             successes = session.scalar(
                 select(func.count()).where(ItemRow.run_id == run_id, ItemRow.status == "success")
             )
+            if run.status != "running":
+                return  # ended already (abandoned while its end waited in the journal)
             run.status = status
             run.error = self.redactor.redact(error)
-            run.finished_at = utcnow()
+            run.finished_at = at
             # The per-run saving (opening tools, compiling a report) only happened if work was done.
             run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
 

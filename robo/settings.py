@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     abandon_after_seconds: float = Field(
         default=60, gt=0, description="A run silent this long is abandoned by the scheduler."
     )
+    database_busy_seconds: float = Field(
+        default=30, gt=0, le=3600, description="How long a SQLite write waits for another's lock."
+    )
+    ledger_retry_seconds: float = Field(
+        default=60,
+        ge=0,
+        le=86400,
+        description=(
+            "How long an outcome write is retried (with backoff) before it is journaled to "
+            "ROBO_HOME/journal and replayed when the database answers again."
+        ),
+    )
     chromium: str = Field(
         default="", description="Chromium executable; empty means look for a system one."
     )

@@ -35,6 +35,7 @@ from robo.errors import (
     RegistryError,
     RoboError,
     SecretError,
+    StorageError,
 )
 from robo.ledger import ItemOutcome, Ledger, RunStatus
 from robo.logging import get_logger
@@ -284,7 +285,10 @@ class ProcessRun:
             heartbeat.stop()
             ledger.finish_run(run_id, status, error)
             self.log.info("run.finished", status=status, error=error, **self.counts)
-        summary = ledger.summary(run_id)  # figures come from the ledger rows, nowhere else
+        try:
+            summary = ledger.summary(run_id)  # figures come from the ledger rows, nowhere else
+        except StorageError as exc:  # the database is away: its outcomes wait in the journal
+            return self._unconfirmed_result(run_id, status, exc)
         return RunResult(
             run_id=run_id,
             status=status,
@@ -302,6 +306,19 @@ class ProcessRun:
             refused=self.refused,
             uncertain=self.uncertain,
         )
+
+    def _unconfirmed_result(self, run_id: int, status: RunStatus, exc: StorageError) -> RunResult:
+        """What this run did, as it counted it, while the ledger cannot be read back."""
+        counts = self.counts
+        return RunResult(
+            run_id=run_id, status=status, items_total=sum(counts.values()),
+            succeeded=counts["success"], business_exceptions=counts["business_exception"],
+            application_exceptions=counts["application_exception"], minutes_saved=0.0,
+            error=(f"{exc.message.splitlines()[0]}; the outcomes are kept in ROBO_HOME/journal "
+                   "and written when the database answers (any robo command replays them)"),
+            skipped=counts["skipped"], added=self.added, refused=self.refused,
+            uncertain=self.uncertain,
+        )  # fmt: skip
 
     # --- the queue ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ rewritten), and `robo report --check` names them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import sqlalchemy as sa
 from alembic import op
@@ -110,6 +111,8 @@ def _migrate_items() -> None:
     items: dict[tuple[str, str], dict[str, object]] = {}
     links: list[tuple[int, tuple[str, str]]] = []
     for item_id, reference, status, attempts, data, error, process, run_id, started in rows:
+        if isinstance(data, str):  # a raw query returns JSON columns as text on SQLite
+            data = json.loads(data or "{}")
         key = (process, reference)
         queues.add(process)
         entry = items.setdefault(
