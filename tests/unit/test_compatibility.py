@@ -76,8 +76,9 @@ def test_every_version_resolves_as_the_old_code_resolved_it(old_installation: Ro
     for pid, expected in EXPECTED["active"].items():
         version = old_installation.registry.active(pid)
         assert version.content_hash == EXPECTED["versions"][pid]
-        assert old_fields(version.definition.model_dump(mode="json"), expected["definition"]) == (
-            expected["definition"]
+        assert (
+            old_fields(version.definition.model_dump(mode="json"), expected["definition"])
+            == (expected["definition"])
         )
         assert version.secret_names == expected["secret_names"]
 
@@ -96,8 +97,9 @@ def test_the_overlaid_schedule_resolves_to_the_same_zone_calendar_and_block(
     ):
         assert schedule is not None
         assert (schedule.timezone, schedule.calendar) == (old["timezone"], old["calendar"])
-        assert old_fields(schedule.schedule.model_dump(mode="json"), old["schedule"]) == (
-            old["schedule"]
+        assert (
+            old_fields(schedule.schedule.model_dump(mode="json"), old["schedule"])
+            == (old["schedule"])
         )
 
 
