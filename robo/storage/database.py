@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from robo.errors import ConfigurationError, StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# pg_advisory_xact_lock key serialising migrations (any fixed 64-bit number: "robo" in ASCII).
+MIGRATION_LOCK = 0x726F626F
 BUSY_TIMEOUT_SECONDS = 30.0  # how long a SQLite writer waits for another one's lock
 
 
@@ -208,6 +210,12 @@ def upgrade(engine: Engine) -> None:
 
     if engine.dialect.name != "sqlite":
         with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # Every robo process migrates on open: one at a time. The lock ends with
+                # the transaction; the next one in finds the schema at head (a no-op).
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             command.upgrade(_alembic_config(connection), "head")
         return
     # SQLite: pysqlite commits DDL on its own unless the transaction is driven by hand,

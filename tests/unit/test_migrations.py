@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from robo.storage.database import (
+    MIGRATION_LOCK,
     Database,
     _alembic_config,
     current_revision,
@@ -75,3 +79,32 @@ def test_upgrading_a_first_release_database_keeps_its_runs_and_items(database_ur
             assert c.execute(text("select paused from processes")).scalar() in (False, 0)
     finally:
         db.close()
+
+
+@pytest.mark.postgres
+def test_a_migration_on_postgresql_waits_for_the_one_already_running(postgres_url: str) -> None:
+    """Every robo process migrates on open; on PostgreSQL an advisory lock serialises them."""
+    engine = make_engine(postgres_url)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            Database(postgres_url).close()
+        except BaseException as exc:  # reported below, never lost in a thread
+            errors.append(exc)
+
+    try:
+        with engine.connect() as holder:  # another process in the middle of migrating
+            holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            opener = threading.Thread(target=open_it)
+            opener.start()
+            opener.join(timeout=1.5)
+            assert opener.is_alive()  # waiting for the lock, not migrating alongside
+            assert current_revision(engine) is None
+            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+            holder.commit()
+        opener.join(timeout=60)
+        assert not opener.is_alive() and errors == []
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
