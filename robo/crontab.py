@@ -2,8 +2,10 @@
 
 A schedule entry is either a five-field cron expression or an interval in
 minutes; everything here takes those two values as plain data, so validating a
-definition never needs the scheduler. Cron expressions follow crontab: in the day-of-week field 0 and 7 are Sunday
-and 1 is Monday. APScheduler counts from Monday = 0, so numeric days are turned
+definition never needs the scheduler. Cron expressions follow crontab, including
+its rule for the two day fields: when both are restricted (neither starts with
+``*``), a fire happens on a day matching either. In the day-of-week field 0 and 7
+are Sunday and 1 is Monday. APScheduler counts from Monday = 0, so numeric days are turned
 into names before APScheduler sees them.
 """
 
@@ -63,10 +65,19 @@ def build_trigger(cron: str | None, every_minutes: float | None, timezone: str) 
     zone = ZoneInfo(timezone)
     if cron is not None:
         minute, hour, day, month, weekday = cron.split()
-        return CronTrigger(
-            minute=minute, hour=hour, day=day, month=month,
-            day_of_week=crontab_days(weekday), timezone=zone,
-        )  # fmt: skip
+        days = crontab_days(weekday)
+        if day.startswith("*") or weekday.startswith("*"):
+            return CronTrigger(
+                minute=minute, hour=hour, day=day, month=month, day_of_week=days, timezone=zone
+            )
+        # Both day fields restricted: crontab fires when EITHER matches ("0 6 1 * mon" is
+        # every 1st and every Monday); APScheduler alone would want both.
+        from apscheduler.triggers.combining import OrTrigger
+
+        return OrTrigger([
+            CronTrigger(minute=minute, hour=hour, day=day, month=month, timezone=zone),
+            CronTrigger(minute=minute, hour=hour, month=month, day_of_week=days, timezone=zone),
+        ])  # fmt: skip
     if every_minutes is None:
         raise ValueError("a schedule entry has exactly one of 'cron' or 'every_minutes'")
     return IntervalTrigger(minutes=every_minutes, timezone=zone)

@@ -283,6 +283,25 @@ def test_one_to_five_fires_monday_to_friday_only() -> None:
     assert not {f.at_local.strftime("%a") for f in fires} & {"Sat", "Sun"}
 
 
+def test_a_day_of_month_and_a_weekday_fire_on_either_as_in_crontab() -> None:
+    """'0 6 1 * mon' is every 1st of the month and every Monday (crontab's rule)."""
+    fires = upcoming(paris("0 6 1 * mon"), utc(2026, 5, 27), count=5)
+    assert [f.at_local.strftime("%a %d %b") for f in fires] == [
+        "Mon 01 Jun", "Mon 08 Jun", "Mon 15 Jun", "Mon 22 Jun", "Mon 29 Jun",
+    ]  # fmt: skip
+    fires = upcoming(paris("0 6 1 * mon"), utc(2026, 6, 30), count=3)
+    assert [f.at_local.strftime("%a %d %b") for f in fires] == [
+        "Wed 01 Jul", "Mon 06 Jul", "Mon 13 Jul",
+    ]  # fmt: skip
+
+
+def test_a_stepped_day_field_narrows_the_other_as_in_crontab() -> None:
+    """A day field starting with '*' is not 'restricted': both must match."""
+    fires = upcoming(paris("0 6 */10 * mon"), utc(2026, 6, 1), count=2)
+    assert {f.at_local.strftime("%a") for f in fires} == {"Mon"}
+    assert all(f.at_local.day in (1, 11, 21, 31) for f in fires)
+
+
 @pytest.mark.parametrize(
     ("cron", "message"),
     [
