@@ -7,7 +7,7 @@ and it does not create a secret key that is not there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -174,6 +174,101 @@ def _scheduler(database: Database) -> Check:
     return Check("scheduler", "ok", f"{holder.owner} is the active scheduler")
 
 
+def _process_secrets(settings: Settings, database: Database, env: Mapping[str, str]) -> Check:
+    """Every secret an active process uses (under its local name) has a value to give."""
+    from sqlalchemy import select
+
+    from robo.regional import RegionDefaults
+    from robo.registry import Registry
+    from robo.secrets import ENV_PREFIX
+    from robo.storage.models import SecretRow
+
+    registry = Registry(
+        database, RegionDefaults(settings.effective_timezone, settings.effective_calendar), actor=""
+    )
+    with database.session() as session:
+        stored = set(session.scalars(select(SecretRow.name)))
+    missing: list[str] = []
+    processes = registry.process_ids()
+    for process_id in processes:
+        try:
+            version = registry.active(process_id)
+        except RoboError:
+            continue
+        for name in version.definition.secrets:
+            local = version.secret_names.get(name, name)
+            if local not in stored and not (
+                env.get(ENV_PREFIX + local.upper()) or env.get(ENV_PREFIX + local)
+            ):
+                missing.append(f"{process_id} needs '{local}'")
+    if missing:
+        return Check(
+            "process secrets",
+            "problem",
+            f"{'; '.join(missing)}: set them with `robo secret set NAME` "
+            "(or ROBO_SECRET_<NAME>); these runs would fail at once",
+        )
+    return Check("process secrets", "ok", f"every secret of {len(processes)} process(es) is set")
+
+
+def _runs(settings: Settings, database: Database) -> Check:
+    """Runs marked running whose runner is gone, and outcomes waiting in the journal."""
+    import datetime as dt
+    import socket
+
+    import psutil
+    from sqlalchemy import select
+
+    from robo.journal import OutcomeJournal
+    from robo.storage.models import RunRow
+
+    cutoff = utcnow() - dt.timedelta(seconds=settings.abandon_after_seconds)
+    host = socket.gethostname()
+    dead: list[str] = []
+    with database.session() as session:
+        for run in session.scalars(select(RunRow).where(RunRow.status == "running")):
+            beat = run.heartbeat_at or run.started_at
+            gone = run.host == host and run.pid is not None and not psutil.pid_exists(run.pid)
+            if gone or beat < cutoff:
+                dead.append(
+                    f"run {run.id} of {run.process_id} (process {run.pid} on {run.host}, last "
+                    f"heartbeat {beat:%Y-%m-%d %H:%M:%S} UTC)"
+                )
+    journal = OutcomeJournal(settings.home / "journal")
+    problems = []
+    if dead:
+        problems.append(
+            f"{len(dead)} run(s) marked running have no live runner: {'; '.join(dead[:3])}"
+            f"{' ...' if len(dead) > 3 else ''}; the next `robo run` of the process (or the "
+            "scheduler) ends them as abandoned and takes their items back"
+        )
+    if journal.pending():
+        problems.append(
+            f"outcomes wait in {journal.path} (the database was away): any robo command that "
+            "opens the ledger writes them, e.g. `robo runs`"
+        )
+    if problems:
+        return Check("runs", "problem", " / ".join(problems))
+    return Check("runs", "ok", "no run left running without its runner; no outcome waiting")
+
+
+def _worklist(database: Database) -> Check:
+    from robo.queues import Queues
+
+    waiting = Queues(database).worklist()
+    if waiting:
+        by_status: dict[str, int] = {}
+        for item in waiting:
+            by_status[item.status] = by_status.get(item.status, 0) + 1
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+        return Check(
+            "worklist",
+            "warning",
+            f"{len(waiting)} item(s) wait for a human ({counts}): `robo worklist`",
+        )
+    return Check("worklist", "ok", "no item waits for a human")
+
+
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
     try:
         return check()
@@ -181,19 +276,28 @@ def _guarded(name: str, check: Callable[[], Check]) -> Check:
         return Check(name, "problem", f"check failed: {_first_line(exc)}")
 
 
-def diagnose(settings: Settings, longest_run: Callable[[], tuple[float, str]]) -> list[Check]:
+def diagnose(
+    settings: Settings,
+    longest_run: Callable[[], tuple[float, str]],
+    env: Mapping[str, str] | None = None,
+) -> list[Check]:
     """Every check, in order; the database first, since most others need it.
 
     The database is opened as it is: never migrated, never created. ``longest_run`` gives
     the longest run timeout of the active versions, in seconds, and its process (the
     Celery timeouts must exceed it); it is called only once the schema is known to be
-    the newest.
+    the newest. ``env`` is where ``ROBO_SECRET_<NAME>`` values are looked for.
     """
     database_check, database = _database(settings)
     results = [database_check]
     try:
         if database is not None:
             results.append(_guarded("secrets", lambda: _secret_key(settings, database)))
+            results.append(
+                _guarded("process secrets", lambda: _process_secrets(settings, database, env or {}))
+            )
+            results.append(_guarded("runs", lambda: _runs(settings, database)))
+            results.append(_guarded("worklist", lambda: _worklist(database)))
         results.append(_guarded("chromium", lambda: _chromium(settings)))
         results.append(
             _guarded("broker", lambda: _broker(settings, longest_run if database else None))

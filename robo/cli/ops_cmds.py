@@ -58,14 +58,27 @@ def workers(obj: Context, as_json: bool) -> None:
 
 @click.command()
 @click.argument("process_ids", nargs=-1, required=True)
+@click.option(
+    "--runs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Runs of each process, submitted as separate jobs: N worker slots drain its queue at once.",
+)
 @json_option
 @click.pass_obj
-def submit(obj: Context, process_ids: tuple[str, ...], as_json: bool) -> None:
+def submit(obj: Context, process_ids: tuple[str, ...], runs: int, as_json: bool) -> None:
     """Queue runs for the configured executor's workers instead of running here.
 
+    With --runs N, each process gets N jobs that workers take independently
+    (not a chain): N runs drain its queue concurrently, each item taken by
+    exactly one of them. A run that finds the queue empty ends at once.
+
     \b
-    Example:
+    Examples:
       robo submit residence-permit-entry invoice-commitment-check
+      robo submit invoice-commitment-check --runs 4   # a big queue over 4 worker slots
+      robo submit invoice-commitment-check --runs 2 --json
     """
     from robo.scheduling.executors.base import RunJob
 
@@ -73,10 +86,10 @@ def submit(obj: Context, process_ids: tuple[str, ...], as_json: bool) -> None:
     for process_id in process_ids:
         robo.registry.active(process_id)  # refuse unknown ids before queuing anything
     executor = robo.executor()
-    jobs = [RunJob(process_id, "submit") for process_id in process_ids]
+    jobs = [RunJob(process_id, "submit") for process_id in process_ids for _ in range(runs)]
     try:
         for job in jobs:
-            executor.submit([job])
+            executor.submit([job])  # one job each: a batch would run one after another
     finally:
         if robo.settings.executor == "celery":
             executor.shutdown()
@@ -103,7 +116,9 @@ def doctor(obj: Context, as_json: bool) -> None:
     robo = obj.robo
     # Doctor opens the database without migrating it, and asks for the registry (which opens
     # robo.db, migrating) only once it found the schema at the newest revision.
-    checks = diagnose(robo.settings, longest_run=lambda: longest_run(robo.registry))
+    checks = diagnose(
+        robo.settings, longest_run=lambda: longest_run(robo.registry), env=robo.env
+    )
     if as_json:
         print_json(checks)
     else:

@@ -149,3 +149,83 @@ def test_doctor_says_when_stored_secrets_have_lost_their_key(home: Path, sqlite_
     assert f"1 secret(s) stored but the key file {settings.secret_key_file} is missing" in (
         result.output
     )
+
+
+def checks_of(result: Any) -> dict[str, dict[str, str]]:
+    return {c["name"]: c for c in json.loads(result.stdout)}
+
+
+def test_doctor_names_a_run_left_running_by_a_dead_runner(home: Path, sqlite_url: str) -> None:
+    import socket
+
+    from robo.clock import utcnow
+    from robo.storage.models import RunRow
+
+    db = Database(sqlite_url)
+    with db.session() as session:
+        session.add(RunRow(
+            uid="f" * 32, process_id="residence-permit-entry", version="1.0.0",
+            region="occitanie", trigger="manual", status="running", started_at=utcnow(),
+            heartbeat_at=utcnow(), host=socket.gethostname(), pid=2**22 + 7, parameters={},
+            manual_minutes_per_item=30, residual_minutes_per_item=5, manual_minutes_per_run=5,
+            baseline_measured_by="x", baseline_measured_on="2026-01-01",
+        ))  # fmt: skip
+    db.close()
+
+    result = robo_cli(home, sqlite_url, "doctor", "--json")
+
+    assert result.exit_code == 1
+    runs = checks_of(result)["runs"]
+    assert runs["status"] == "problem"
+    assert (
+        "run 1 of residence-permit-entry" in runs["detail"] and "no live runner" in runs["detail"]
+    )
+
+
+def test_doctor_names_outcomes_waiting_in_the_journal(home: Path, sqlite_url: str) -> None:
+    from robo.journal import OutcomeJournal
+
+    Database(sqlite_url).close()
+    OutcomeJournal(home / "journal").append({"kind": "finish", "run_id": 1})
+
+    result = robo_cli(home, sqlite_url, "doctor", "--json")
+
+    assert result.exit_code == 1
+    assert "outcomes wait in" in checks_of(result)["runs"]["detail"]
+
+
+def test_doctor_names_a_process_whose_secret_is_not_set(
+    home: Path, sqlite_url: str, make_process: Any
+) -> None:
+    from tests.conftest import definition
+
+    spec = definition()
+    spec["secrets"] = ["portal_password"]
+    deployed = robo_cli(home, sqlite_url, "deploy", str(make_process(spec)))
+    assert deployed.exit_code == 0, deployed.output
+
+    missing = robo_cli(home, sqlite_url, "doctor", "--json")
+    env = {"ROBO_HOME": str(home), "ROBO_DATABASE_URL": sqlite_url,
+           "ROBO_CONFIG": str(home / "none"), "ROBO_SECRET_PORTAL_PASSWORD": "x"}  # fmt: skip
+    given = CliRunner(env=env).invoke(cli, ["doctor", "--json"], catch_exceptions=False)
+
+    found = checks_of(missing)["process secrets"]
+    assert missing.exit_code == 1 and found["status"] == "problem"
+    assert "sample-process needs 'portal_password'" in found["detail"]
+    assert checks_of(given)["process secrets"]["status"] == "ok"
+
+
+def test_doctor_warns_when_items_wait_for_a_human(home: Path, sqlite_url: str) -> None:
+    from robo.clock import utcnow
+    from robo.queues import NewItem, Queues
+
+    db = Database(sqlite_url)
+    queues = Queues(db)
+    queues.ensure("sample-process")
+    queues.add("sample-process", [NewItem("late", deadline=utcnow())], source="test")
+    db.close()
+
+    result = robo_cli(home, sqlite_url, "doctor", "--json")
+
+    worklist = checks_of(result)["worklist"]
+    assert worklist["status"] == "warning" and "1 item(s) wait for a human" in worklist["detail"]
