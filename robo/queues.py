@@ -72,8 +72,9 @@ OUTCOME_STATUS: dict[str, QueueStatus] = {
 }
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "new": frozenset({"in_progress", "deferred", "cancelled"}),
-    "deferred": frozenset({"in_progress", "deferred", "new", "cancelled"}),
+    # A waiting item past its deadline may be taken over and resolved by a human.
+    "new": frozenset({"in_progress", "deferred", "cancelled", "resolved"}),
+    "deferred": frozenset({"in_progress", "deferred", "new", "cancelled", "resolved"}),
     "in_progress": frozenset(
         {"successful", "skipped", "business_exception", "application_exception", "new", "uncertain"}
     ),
@@ -175,6 +176,7 @@ class QueueItemView:
     human_minutes: float | None
     note: str
     region: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # the item's fields, as queued
 
     @classmethod
     def of(cls, row: QueueItemRow, region: str | None = None) -> QueueItemView:
@@ -186,6 +188,7 @@ class QueueItemView:
             runs_failed=row.runs_failed, needs_verify=row.needs_verify, error=row.error,
             taken_by=row.taken_by, taken_at=_iso(row.taken_at), resolved_by=row.resolved_by,
             human_minutes=row.human_minutes, note=row.note, region=region,
+            data=dict(row.data or {}),
         )  # fmt: skip
 
 
@@ -342,15 +345,33 @@ class Queues:
                 select(func.count()).select_from(QueueItemRow).where(*self._available(queue, now))
             ) or 0)  # fmt: skip
 
+    def waiting_counts(
+        self, queues: Sequence[str], now: dt.datetime | None = None
+    ) -> dict[str, int]:
+        """``waiting`` for several queues in one query (the scheduler's queue triggers)."""
+        now = now or utcnow()
+        counts = dict.fromkeys(queues, 0)
+        if not counts:
+            return counts
+        with self.db.session() as session:
+            for name, count in session.execute(
+                select(QueueItemRow.queue, func.count())
+                .where(QueueItemRow.queue.in_(list(counts)), self._ready(now))
+                .group_by(QueueItemRow.queue)
+            ):
+                counts[name] = int(count)
+        return counts
+
     @staticmethod
-    def _available(queue: str, now: dt.datetime) -> list[Any]:
-        return [
-            QueueItemRow.queue == queue,
-            or_(
-                QueueItemRow.status == "new",
-                and_(QueueItemRow.status == "deferred", QueueItemRow.defer_until <= now),
-            ),
-        ]
+    def _ready(now: dt.datetime) -> Any:
+        return or_(
+            QueueItemRow.status == "new",
+            and_(QueueItemRow.status == "deferred", QueueItemRow.defer_until <= now),
+        )
+
+    @classmethod
+    def _available(cls, queue: str, now: dt.datetime) -> list[Any]:
+        return [QueueItemRow.queue == queue, cls._ready(now)]
 
     def take(self, queue: str, run_id: int, lease_seconds: float) -> TakenItem | None:
         """The next item for this run (priority, deadline, age), leased to it; None if none.
@@ -367,8 +388,9 @@ class Queues:
                     .where(
                         *self._available(queue, now),
                         # What this run ended (an application exception left to a later run)
-                        # is not taken again by it.
+                        # is not taken again by it; what a human took over is theirs.
                         or_(QueueItemRow.run_id.is_(None), QueueItemRow.run_id != run_id),
+                        QueueItemRow.taken_by.is_(None),
                     )
                     .order_by(
                         QueueItemRow.priority.desc(),
@@ -469,7 +491,8 @@ class Queues:
         *,
         limit: int | None = 200,
     ) -> list[QueueItemView]:
-        query = select(QueueItemRow).order_by(QueueItemRow.id)
+        """Items in id order; with ``limit``, the newest ``limit`` of them."""
+        query = select(QueueItemRow).order_by(QueueItemRow.id.desc())
         if queue is not None:
             query = query.where(QueueItemRow.queue == queue)
         if statuses:
@@ -477,7 +500,7 @@ class Queues:
         if limit is not None:
             query = query.limit(limit)
         with self.db.session() as session:
-            return [QueueItemView.of(row) for row in session.scalars(query)]
+            return [QueueItemView.of(row) for row in reversed(session.scalars(query).all())]
 
     def get(self, item_id: int) -> tuple[QueueItemView, list[QueueEvent]]:
         with self.db.session() as session:
@@ -547,12 +570,8 @@ class Queues:
             row = self._item(session, item_id)
             if row.status not in NEEDS_HUMAN and row.status not in WAITING:
                 raise QueueError(f"queue item {item_id} is {row.status}: nothing to take over")
-            if row.taken_by and row.taken_by != self.actor:
-                raise QueueError(
-                    f"queue item {item_id} was taken by {row.taken_by} at {_iso(row.taken_at)}; "
-                    "they resolve or return it"
-                )
-            row.taken_by, row.taken_at, row.updated_at = self.actor, utcnow(), utcnow()
+            self._not_held_by_another(row)
+            row.taken_by, row.taken_at = self.actor, utcnow()
             if note:
                 row.note = note
             session.add(event(row.id, "taken_by_human", row.status, self.actor, None, note))
@@ -583,6 +602,13 @@ class Queues:
         with self.db.session() as session:
             row = self._item(session, item_id)
             check_transition(item_id, row.status, target)
+            if action in ("resolve", "return"):
+                self._not_held_by_another(row)
+            if target == "resolved" and row.status in WAITING and row.taken_by is None:
+                raise QueueError(
+                    f"queue item {item_id} is {row.status}: a bot will take it; to do it by "
+                    f"hand, take it first (`robo worklist take {item_id}`)"
+                )
             now = utcnow()
             if reset:
                 row.runs_failed, row.error, row.needs_verify = 0, None, False
@@ -610,6 +636,13 @@ class Queues:
                 row.note = note
             session.add(event(row.id, action, target, self.actor, None, note))
             return QueueItemView.of(row)
+
+    def _not_held_by_another(self, row: QueueItemRow) -> None:
+        if row.taken_by and row.taken_by != self.actor:
+            raise QueueError(
+                f"queue item {row.id} was taken by {row.taken_by} at {_iso(row.taken_at)}; "
+                "they resolve or return it"
+            )
 
     @staticmethod
     def _item(session: Session, item_id: int) -> QueueItemRow:

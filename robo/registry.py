@@ -143,10 +143,16 @@ class ProcessVersion:
 
 
 def _actor() -> str:
+    """Who is at the keyboard: the login name, else the account the process runs as."""
     try:
         return os.getlogin()
     except OSError:
-        return os.environ.get("USER", "")
+        import getpass
+
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry (some containers)
+            return f"uid {os.getuid()}"
 
 
 class Registry:

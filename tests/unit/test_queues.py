@@ -376,7 +376,7 @@ def test_a_waiting_item_past_its_deadline_is_on_the_worklist(queues: Queues) -> 
     ("current", "target"),
     [
         ("successful", "new"),
-        ("new", "resolved"),
+        ("new", "uncertain"),
         ("cancelled", "new"),
         ("in_progress", "cancelled"),
     ],
@@ -454,3 +454,18 @@ def test_items_recorded_before_queues_join_their_process_queue_credited_once(
         assert queues.add("p", [NewItem("A")], source="again").refused[0].earlier_item_id == a
     finally:
         db.close()
+
+
+def test_an_overdue_item_a_human_took_over_is_not_taken_by_a_bot_and_can_be_resolved(
+    queues: Queues, start: Callable[[], int], db: Database
+) -> None:
+    (item_id,) = queues.add(QUEUE, [NewItem("late", deadline=utcnow())], source="cli").added
+    with pytest.raises(QueueError, match="a bot will take it; to do it by hand, take it first"):
+        queues.resolve(item_id, minutes=5)
+
+    queues.take_for_human(item_id, note="urgent: doing it by phone")
+
+    assert queues.take(QUEUE, start(), 60) is None
+    with pytest.raises(QueueError, match="taken by agent-durand"):
+        Queues(db, actor="agent-martin").resolve(item_id, minutes=5)
+    assert queues.resolve(item_id, minutes=5).status == "resolved"
