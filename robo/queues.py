@@ -585,6 +585,15 @@ class Queues:
 
     def give_back(self, item_id: int, note: str = "") -> QueueItemView:
         """Back into the bot's queue (the data was fixed, the application is back)."""
+        with self.db.session() as session:
+            row = self._item(session, item_id)
+            if row.status in WAITING:  # an overdue item a human took over and hands back
+                self._not_held_by_another(row)
+                row.taken_by = row.taken_at = None
+                if note:
+                    row.note = note
+                session.add(event(row.id, "return", row.status, self.actor, None, note))
+                return QueueItemView.of(row)
         return self._move(item_id, "return", "new", note, reset=True)
 
     def _move(

@@ -468,4 +468,11 @@ def test_an_overdue_item_a_human_took_over_is_not_taken_by_a_bot_and_can_be_reso
     assert queues.take(QUEUE, start(), 60) is None
     with pytest.raises(QueueError, match="taken by agent-durand"):
         Queues(db, actor="agent-martin").resolve(item_id, minutes=5)
+    assert queues.give_back(item_id).taken_by is None
+    assert queues.take(QUEUE, start(), 60) is not None  # handed back: a bot takes it again
+
+
+def test_an_overdue_item_taken_over_by_a_human_can_be_resolved_by_them(queues: Queues) -> None:
+    (item_id,) = queues.add(QUEUE, [NewItem("late", deadline=utcnow())], source="cli").added
+    queues.take_for_human(item_id)
     assert queues.resolve(item_id, minutes=5).status == "resolved"
