@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,12 @@ from robo.storage.models import (
 )
 
 T = TypeVar("T")
+# A success that earned minutes (not one recorded by a run that had lost its queue item):
+# only such work earns a run its per-run minutes.
+CREDITED_SUCCESS = (
+    ItemRow.status == "success",
+    or_(ItemRow.queue_item_id.is_(None), ItemRow.credited_queue_item_id.is_not(None)),
+)
 ItemStatus = Literal["success", "business_exception", "application_exception", "skipped"]
 RunStatus = Literal["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]
 ITEM_STATUSES: tuple[ItemStatus, ...] = (
@@ -530,9 +536,7 @@ class Ledger:
                     f"{beat:%Y-%m-%d %H:%M:%S} UTC); {recorded} of {run.items_total if run.items_total is not None else '?'} items recorded"
                 )
                 successes = session.scalar(
-                    select(func.count()).where(
-                        ItemRow.run_id == run.id, ItemRow.status == "success"
-                    )
+                    select(func.count()).where(ItemRow.run_id == run.id, *CREDITED_SUCCESS)
                 )
                 run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
                 abandoned.append(run.id)
@@ -576,7 +580,7 @@ class Ledger:
         with self.db.session() as session:
             run = self._run(session, run_id)
             successes = session.scalar(
-                select(func.count()).where(ItemRow.run_id == run_id, ItemRow.status == "success")
+                select(func.count()).where(ItemRow.run_id == run_id, *CREDITED_SUCCESS)
             )
             if run.status != "running":
                 return  # ended already (abandoned while its end waited in the journal)

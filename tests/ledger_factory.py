@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 import robo.ledger
+import robo.queues
 from robo.definition import Baseline
 from robo.ledger import ItemOutcome, ItemStatus, Ledger
+from robo.queues import NewItem, Queues, TakenItem
 from robo.reports.periods import month_label, quarter_label, week_label, year_label
 from robo.storage.database import Database
 from robo.storage.models import VersionRow
@@ -221,3 +224,170 @@ def build_ledger(
             ledger.finish_run(run_id, status)  # type: ignore[arg-type]
         facts.append(fact)
     return facts
+
+
+# --- work queues ---------------------------------------------------------------------------
+
+
+@dataclass
+class QueueWork:
+    """Runs that drain queues through the real Ledger and Queues, on a clock the test moves.
+
+    ``take`` + ``record`` are what the runner does per item; ``work`` does both.
+    """
+
+    db: Database
+    ledger: Ledger
+    queues: Queues
+    clock: dict[str, dt.datetime]
+    version_id: int
+    positions: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls,
+        db: Database,
+        monkeypatch: pytest.MonkeyPatch,
+        start: dt.datetime = dt.datetime(2026, 10, 5, 9, 0, tzinfo=dt.UTC),
+        actor: str = "agent.dupont",
+    ) -> QueueWork:
+        clock = {"now": start}
+        monkeypatch.setattr(robo.ledger, "utcnow", lambda: clock["now"])
+        monkeypatch.setattr(robo.queues, "utcnow", lambda: clock["now"])
+        return cls(db, Ledger(db), Queues(db, actor), clock, _version_id(db, 0))
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.clock["now"]
+
+    def tick(self, **delta: float) -> dt.datetime:
+        """Move the clock on (``minutes=5``, ``days=40``...)."""
+        self.clock["now"] += dt.timedelta(**delta)
+        return self.clock["now"]
+
+    def add(self, queue: str, *references: str) -> list[int]:
+        self.queues.ensure(queue)
+        result = self.queues.add(queue, [NewItem(r, {"ref": r}) for r in references], source="test")
+        assert not result.refused, [r.render() for r in result.refused]
+        return result.added
+
+    def start(
+        self,
+        process_id: str = "invoice-check",
+        *,
+        region: str = "occitanie",
+        baseline: Baseline = BASELINE_B,
+        application: str = "chorus",
+    ) -> int:
+        return self.ledger.start_run(
+            process_id=process_id,
+            version_id=self.version_id,
+            version="1.0.0",
+            baseline=baseline,
+            region=region,
+            parameters={},
+            application=application,
+        )
+
+    def take(self, run_id: int, queue: str, lease_seconds: float = 300) -> TakenItem:
+        taken = self.queues.take(queue, run_id, lease_seconds)
+        assert taken is not None, f"nothing to take in {queue} for run {run_id}"
+        return taken
+
+    def record(
+        self,
+        run_id: int,
+        taken: TakenItem,
+        status: ItemStatus = "success",
+        *,
+        attempts: int = 1,
+        seconds: float = 10.0,
+        max_runs: int = 3,
+    ) -> float:
+        """Record the outcome of an item this run took; returns the minutes credited."""
+        position = self.positions.get(run_id, 0)
+        self.positions[run_id] = position + 1
+        started = self.now
+        finished = self.tick(seconds=seconds)
+        failed = status in ("business_exception", "application_exception")
+        return self.ledger.record_item(
+            run_id,
+            ItemOutcome(
+                position=position,
+                reference=taken.reference,
+                status=status,
+                attempts=attempts,
+                started_at=started,
+                finished_at=finished,
+                error_type="Boom" if failed else None,
+                error="it failed" if failed else None,
+                data=taken.data,
+                queue_item_id=taken.id,
+                max_runs=max_runs,
+            ),
+        )
+
+    def work(
+        self, run_id: int, queue: str, status: ItemStatus = "success", **kwargs: Any
+    ) -> tuple[int, float]:
+        """Take the next item of ``queue`` and record its outcome: (queue item id, minutes)."""
+        taken = self.take(run_id, queue)
+        return taken.id, self.record(run_id, taken, status, **kwargs)
+
+    def finish(self, run_id: int, status: str = "completed") -> None:
+        self.tick(seconds=5)
+        self.ledger.finish_run(run_id, status)  # type: ignore[arg-type]
+
+
+def before_queues_ledger(
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    runs: list[list[tuple[str, ItemStatus]]],
+    *,
+    process_id: str = "invoice-check",
+    baseline: Baseline = BASELINE_B,
+    start: dt.datetime = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC),
+) -> list[int]:
+    """A ledger written by the Ledger API on the schema before queues (revision 0003), one
+    run per list of (reference, status); opening it afterwards runs migration 0004."""
+    from alembic import command
+
+    from robo.storage.database import _alembic_config, make_engine
+
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "0003")
+    engine.dispose()
+    db = Database(database_url, migrate=False)
+    clock = {"now": start}
+    monkeypatch.setattr(robo.ledger, "utcnow", lambda: clock["now"])
+    ledger = Ledger(db)
+    version_id = _version_id(db, 1)
+    run_ids = []
+    try:
+        for n, items in enumerate(runs):
+            clock["now"] = start + dt.timedelta(days=n)
+            run_id = ledger.start_run(
+                process_id=process_id, version_id=version_id, version="0.9.0",
+                baseline=baseline, region="occitanie", parameters={}, application="chorus",
+            )  # fmt: skip
+            for position, (reference, status) in enumerate(items):
+                moment = clock["now"]
+                clock["now"] += dt.timedelta(seconds=30)
+                ledger.record_item(run_id, ItemOutcome(
+                    position=position, reference=reference, status=status, attempts=1,
+                    started_at=moment, finished_at=clock["now"],
+                ))  # fmt: skip
+            # Ended as robo 0.1 ended runs (today's ledger reads columns 0003 lacks).
+            with db.session() as session:
+                session.execute(
+                    text(
+                        "UPDATE runs SET status = 'completed', finished_at = :at, "
+                        "run_minutes_saved = :per_run WHERE id = :id"
+                    ),
+                    {"at": clock["now"], "per_run": baseline.manual_minutes_per_run, "id": run_id},
+                )
+            run_ids.append(run_id)
+    finally:
+        db.close()
+    return run_ids
