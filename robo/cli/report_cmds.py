@@ -90,23 +90,28 @@ def _print_table(report: Any) -> None:
     def figures(f: Any) -> list[Any]:
         rate = f.success_rate
         return [
-            f.runs, f.items, f.succeeded, f.business_exceptions, f.application_exceptions,
-            "-" if rate is None else f"{rate * 100:.1f}%", hours(f.minutes_saved),
-            f"{f.fte(fte):.2f}", f"{f.robot_hours:,.1f}", f"{f.human_hours:,.1f}",
+            f.runs, f.items, f.attempts, f.succeeded, f.business_exceptions,
+            f.application_exceptions, f.skipped, "-" if rate is None else f"{rate * 100:.1f}%",
+            hours(f.minutes_saved), f"{f.fte(fte):.2f}", f"{f.robot_hours:,.1f}",
+            f"{f.human_hours:,.1f}", f.resolved_by_human, f"{f.human_hours_spent:,.1f}",
         ]  # fmt: skip
 
     keys = [SHORT.get(k, k) for k in report.keys]
     numbers = [
         "runs",
         "items",
+        "attempts",
         "ok",
         "business",
         "app",
+        "skipped",
         "success",
         "hours saved",
         "FTE",
         "robot h",
         "human h",
+        "resolved",
+        "resolving h",
     ]
     blank = [""] * (len(keys) - 1)
     table(
@@ -125,8 +130,13 @@ def _print_table(report: Any) -> None:
         for u in _distinct_uses(report)
     ], right=["by hand", "left", "per run", "runs", "hours saved"])  # fmt: skip
     click.echo(
+        "Items: work items, each once (a queue item retried by several runs is one item, "
+        "counted with its credited success or latest outcome); attempts: tries over every run; "
+        "ok/business/app/skipped: items by that outcome. Success: ok / (items - skipped). "
         f"FTE: hours / {fte:,.0f} h a year. Robot h: item processing time. Human h: checks left "
-        "on successful items + exception items by hand. Months and weeks: UTC."
+        "on successful items + exception items by hand (baseline). Resolved / resolving h: "
+        "queue items a human resolved and the hours they recorded (never in hours saved). "
+        "Months and weeks: UTC."
     )
 
 
@@ -160,14 +170,17 @@ def _drill(obj: Context, scope: Any, fmt: str, output: Path | None, limit: int) 
     if not drill.runs:
         note("no runs in this scope")
         return None
-    table(f"Runs behind the figure · {scope.describe()}", ["run", "process", "version", "region", "status", "started (UTC)", "items", "ok", "business", "app", "h saved", "baseline"], [
+    table(f"Runs behind the figure · {scope.describe()}", ["run", "process", "version", "region", "status", "started (UTC)", "items", "rows", "ok", "business", "app", "skipped", "h saved", "baseline"], [
         (r.run_id, r.process_id, r.version, r.region, r.status, r.started_at, r.figures.items,
-         r.figures.succeeded, r.figures.business_exceptions, r.figures.application_exceptions,
-         hours(r.figures.minutes_saved), r.baseline)
+         r.figures.item_rows, r.figures.succeeded, r.figures.business_exceptions,
+         r.figures.application_exceptions, r.figures.skipped, hours(r.figures.minutes_saved),
+         r.baseline)
         for r in drill.runs
-    ], right=["run", "items", "ok", "business", "app", "h saved"])  # fmt: skip
-    table("Items", ["run", "#", "reference", "status", "tries", "seconds", "min saved", "error"], [
-        (line.run_id, line.item.position, line.item.reference, line.item.status, line.item.attempts,
+    ], right=["run", "items", "rows", "ok", "business", "app", "skipped", "h saved"])  # fmt: skip
+    table("Items", ["run", "#", "reference", "queue item", "status", "tries", "seconds", "min saved", "error"], [
+        (line.run_id, line.item.position, line.item.reference,
+         "" if line.queue_item_id is None else f"{line.queue_item_id}{' credited' if line.credited else ''}",
+         line.item.status, line.item.attempts,
          "" if line.item.duration_seconds is None else f"{line.item.duration_seconds:.1f}",
          f"{line.item.minutes_saved:g}", line.item.error or "")
         for line in drill.items
@@ -202,7 +215,10 @@ def _drill(obj: Context, scope: Any, fmt: str, output: Path | None, limit: int) 
 @click.option("--limit", default=500, show_default=True, type=click.IntRange(1),
               help="Items shown by --items in a table.")  # fmt: skip
 @click.option(
-    "--check", is_flag=True, help="Recompute every total from item rows; exit 1 on any mismatch."
+    "--check",
+    is_flag=True,
+    help="Recompute every total from item rows and check each queue item is credited at "
+    "most once; exit 1 on any mismatch (rows from before queues: warnings).",
 )
 @click.option("--headline", "headline_only", is_flag=True, help="Only the headline.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
@@ -227,12 +243,17 @@ def report(
 ) -> None:
     """Hours of agent work saved, summed from the ledger's item rows.
 
-    Figures: runs; items succeeded, business and application exceptions;
-    success rate; hours saved; FTE (hours / fte_hours_per_year, 1,607 by
-    default); robot hours (item processing time); human hours still needed
-    (checks left on successful items + exception items by hand). Each figure
-    uses the baseline its run started with; the baselines used are listed.
-    Months, weeks (ISO) and quarters come from each run's start time in UTC.
+    Figures: runs; items (work items, each once: a queue item retried by
+    several runs is one item), attempts (tries over every run); items
+    succeeded, business and application exceptions, skipped (nothing to do,
+    0 minutes); success rate (succeeded / items with work to do); hours saved
+    (minutes credited once per queue item, on its one success); FTE (hours /
+    fte_hours_per_year, 1,607 by default); robot hours (item processing
+    time); human hours still needed (checks left on successful items +
+    exception items by hand); queue items a human resolved and the hours
+    they recorded (never counted as saved). Each figure uses the baseline its
+    run started with; the baselines used are listed. Months, weeks (ISO) and
+    quarters come from each run's start time in UTC.
 
     \b
     Examples:
@@ -303,8 +324,7 @@ def _check(db: Any, result: Any, fmt: str) -> None:
 
     outcome = recompute(db, result)
     if fmt == "json":
-        print_json({"ok": outcome.ok, "runs": outcome.runs, "items": outcome.items,
-                    "groups": outcome.groups, "problems": outcome.problems})  # fmt: skip
+        print_json(outcome.as_dict())
         if not outcome.ok:
             sys.exit(1)
         return

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from robo.ledger import ItemDetail
 from robo.reports.figures import Figures
-from robo.reports.queries import Scope, figure_columns, figures, per_run
+from robo.reports.queries import Scope, Sums, figures
 from robo.storage.database import Database
 from robo.storage.models import ItemRow, RunRow
 
@@ -51,12 +51,15 @@ class ItemLine:
     run_id: int
     process_id: str
     item: ItemDetail
+    queue_item_id: int | None = None  # None: an item from outside queues (imported)
+    credited: bool = False  # the queue item's one success that earns its minutes
 
     def as_dict(self) -> dict[str, Any]:
         i = self.item
         return {
             "run_id": self.run_id, "process_id": self.process_id, "position": i.position,
-            "reference": i.reference, "status": i.status, "attempts": i.attempts,
+            "reference": i.reference, "queue_item_id": self.queue_item_id,
+            "credited": self.credited, "status": i.status, "attempts": i.attempts,
             "started_at": i.started_at, "duration_seconds": i.duration_seconds,
             "minutes_saved": i.minutes_saved, "error": i.error,
         }  # fmt: skip
@@ -82,10 +85,9 @@ def baseline_text(manual: float, residual: float, per_run: float, by: str, on: s
 
 def drill_down(db: Database, scope: Scope, *, limit: int | None = None) -> DrillDown:
     """Every run of the scope with its figures, and its items (the first ``limit``)."""
-    pr = per_run(scope)
+    sums = Sums.of(scope)
     run_query = (
-        select(RunRow, *figure_columns(pr))
-        .outerjoin(pr, pr.c.run_id == RunRow.id)
+        sums.join(select(RunRow, *sums.columns()))
         .where(*scope.conditions())
         .group_by(RunRow.id)
         .order_by(RunRow.started_at, RunRow.id)
@@ -125,7 +127,13 @@ def drill_down(db: Database, scope: Scope, *, limit: int | None = None) -> Drill
             for run, *values in session.execute(run_query)
         ]
         items = [
-            ItemLine(item.run_id, process_id, ItemDetail.of(item))
+            ItemLine(
+                item.run_id,
+                process_id,
+                ItemDetail.of(item),
+                queue_item_id=item.queue_item_id,
+                credited=item.credited_queue_item_id is not None,
+            )
             for item, process_id in session.execute(item_query)
         ]
         total = int(session.scalar(count_query) or 0)

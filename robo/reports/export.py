@@ -45,6 +45,8 @@ ITEM_COLUMNS = (
     "process_id",
     "position",
     "reference",
+    "queue_item_id",
+    "credited",
     "status",
     "attempts",
     "started_at",

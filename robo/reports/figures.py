@@ -2,11 +2,25 @@
 
 Every stored field is a SQL sum over ledger rows; every property is arithmetic
 on those sums. Nothing else enters a figure.
+
+Items, item rows, attempts and runs are four different counts:
+
+- ``runs``: executions started in the scope;
+- ``item_rows``: outcomes recorded, one per item per run (a queue item tried by
+  two runs has two);
+- ``items``: work items, each counted once, with its *deciding* outcome: its
+  credited success if the scope has it, else its latest outcome in the scope
+  (a queue item where the row names one, the row itself otherwise);
+- ``attempts``: tries, summed over every item row (a row retried three times
+  inside its run holds 3).
+
+``succeeded``, ``business_exceptions``, ``application_exceptions`` and
+``skipped`` count items by their deciding outcome, so they add up to ``items``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 FTE_HOURS_PER_YEAR = 1607.0
@@ -19,13 +33,21 @@ class Figures:
 
     runs: int = 0
     items: int = 0
+    item_rows: int = 0
+    attempts: int = 0
     succeeded: int = 0
     business_exceptions: int = 0
     application_exceptions: int = 0
+    skipped: int = 0
     item_minutes_saved: float = 0.0
     run_minutes_saved: float = 0.0
     robot_seconds: float = 0.0
     human_minutes: float = 0.0
+    """Agent time the work still takes, from the baselines (an estimate per item)."""
+    resolved_by_human: int = 0
+    """Queue items a human resolved (``robo worklist resolve``), with the run that last held them."""
+    human_minutes_spent: float = 0.0
+    """The minutes those humans recorded: human work, never robot savings."""
 
     @property
     def minutes_saved(self) -> float:
@@ -41,8 +63,10 @@ class Figures:
 
     @property
     def success_rate(self) -> float | None:
-        """Share of items the robot completed; None when there was no item."""
-        return self.succeeded / self.items if self.items else None
+        """Share of the items with work to do that the robot completed: succeeded ÷
+        (items − skipped). None when no item had work to do."""
+        to_do = self.items - self.skipped
+        return self.succeeded / to_do if to_do else None
 
     @property
     def robot_hours(self) -> float:
@@ -52,31 +76,28 @@ class Figures:
     def human_hours(self) -> float:
         return self.human_minutes / 60
 
+    @property
+    def human_hours_spent(self) -> float:
+        return self.human_minutes_spent / 60
+
     def fte(self, hours_per_year: float = FTE_HOURS_PER_YEAR) -> float:
         """Hours saved as a share of one full-time post's year of work."""
         return self.hours_saved / hours_per_year
 
     def __add__(self, other: Figures) -> Figures:
-        return Figures(
-            runs=self.runs + other.runs,
-            items=self.items + other.items,
-            succeeded=self.succeeded + other.succeeded,
-            business_exceptions=self.business_exceptions + other.business_exceptions,
-            application_exceptions=self.application_exceptions + other.application_exceptions,
-            item_minutes_saved=self.item_minutes_saved + other.item_minutes_saved,
-            run_minutes_saved=self.run_minutes_saved + other.run_minutes_saved,
-            robot_seconds=self.robot_seconds + other.robot_seconds,
-            human_minutes=self.human_minutes + other.human_minutes,
-        )
+        return Figures(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in FIELDS})
 
     def as_dict(self, fte_hours_per_year: float = FTE_HOURS_PER_YEAR) -> dict[str, Any]:
         rate = self.success_rate
         return {
             "runs": self.runs,
             "items": self.items,
+            "item_rows": self.item_rows,
+            "attempts": self.attempts,
             "succeeded": self.succeeded,
             "business_exceptions": self.business_exceptions,
             "application_exceptions": self.application_exceptions,
+            "skipped": self.skipped,
             "success_rate": None if rate is None else round(rate, 4),
             "minutes_saved": round(self.minutes_saved, 4),
             "item_minutes_saved": round(self.item_minutes_saved, 4),
@@ -85,15 +106,27 @@ class Figures:
             "fte": round(self.fte(fte_hours_per_year), 4),
             "robot_hours": round(self.robot_hours, 4),
             "human_hours_needed": round(self.human_hours, 4),
+            "resolved_by_human": self.resolved_by_human,
+            "human_minutes_spent": round(self.human_minutes_spent, 4),
+            "human_hours_spent": round(self.human_hours_spent, 4),
         }
 
+
+FIELDS = fields(Figures)
+"""The stored sums, in the order the SQL selects them (see ``queries.Sums.columns``)."""
+
+COUNTS = frozenset(f.name for f in FIELDS if f.type in (int, "int"))
+"""The fields that are counts (ints); the others are sums of minutes or seconds."""
 
 FIGURE_COLUMNS = (
     "runs",
     "items",
+    "item_rows",
+    "attempts",
     "succeeded",
     "business_exceptions",
     "application_exceptions",
+    "skipped",
     "success_rate",
     "minutes_saved",
     "item_minutes_saved",
@@ -102,6 +135,9 @@ FIGURE_COLUMNS = (
     "fte",
     "robot_hours",
     "human_hours_needed",
+    "resolved_by_human",
+    "human_minutes_spent",
+    "human_hours_spent",
 )
 
 

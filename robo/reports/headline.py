@@ -20,7 +20,7 @@ from sqlalchemy import case, func, select
 
 from robo.reports.dimensions import DIMENSIONS
 from robo.reports.figures import FTE_HOURS_PER_YEAR, Figures, Row
-from robo.reports.queries import Scope, aggregate, as_utc, figure_columns, figures, per_run
+from robo.reports.queries import Scope, Sums, aggregate, as_utc, figures
 from robo.storage.database import Database
 from robo.storage.models import RunRow
 
@@ -84,20 +84,17 @@ def headline(
     top: int = TOP,
 ) -> Headline:
     """Count, sum and rank in SQL; ``by_process`` reuses rows already aggregated."""
-    pr = per_run(scope)
-    productive = func.coalesce(pr.c.succeeded, 0) > 0
-    query = (
+    sums = Sums.of(scope)
+    productive = func.coalesce(sums.items.c.succeeded, 0) > 0
+    query = sums.join(
         select(
             func.count(func.distinct(case((productive, RunRow.process_id)))),
             func.count(func.distinct(case((productive, RunRow.region)))),
             func.min(RunRow.started_at),
             func.max(RunRow.started_at),
-            *figure_columns(pr),
-        )
-        .select_from(RunRow)
-        .outerjoin(pr, pr.c.run_id == RunRow.id)
-        .where(*scope.conditions())
-    )
+            *sums.columns(),
+        ).select_from(RunRow)
+    ).where(*scope.conditions())
     with db.session() as session:
         values = session.execute(query).one()
     if by_process is None:

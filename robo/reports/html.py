@@ -22,14 +22,18 @@ LABELS = {
     "year": "year",
     "runs": "runs",
     "items": "items",
+    "attempts": "attempts",
     "succeeded": "succeeded",
     "business_exceptions": "business exc.",
     "application_exceptions": "application exc.",
+    "skipped": "skipped",
     "success_rate": "success rate",
     "hours_saved": "hours saved",
     "fte": "FTE",
     "robot_hours": "robot hours",
     "human_hours_needed": "human hours needed",
+    "resolved_by_human": "resolved by hand",
+    "human_hours_spent": "hours resolving",
 }
 TABLE_COLUMNS = [c for c in FIGURE_COLUMNS if c in LABELS]
 
@@ -42,7 +46,13 @@ def fmt(column: str, value: Any) -> str:
         return f"{value * 100:.1f} %"
     if column == "fte":
         return f"{value:,.2f}"
-    if column in ("hours_saved", "robot_hours", "human_hours_needed", "minutes_saved"):
+    if column in (
+        "hours_saved",
+        "robot_hours",
+        "human_hours_needed",
+        "human_hours_spent",
+        "minutes_saved",
+    ):
         return f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"

@@ -1,15 +1,23 @@
 """The report's SQL: one aggregation over the ledger, grouped by the chosen dimensions.
 
-Shape (one statement): items are summed per run in a sub-select, joined to
-their run, then summed per group together with the run-level figures:
+Shape (one statement): items are summed per run in a sub-select, and so is the
+human work on queue items a human resolved; both are joined to their run, then
+summed per group together with the run-level figures:
 
-    SELECT <dimensions>, count(runs), sum(per_run.items), ..., sum(runs.run_minutes_saved)
-    FROM runs LEFT JOIN (SELECT run_id, count(*), sum(status = 'success'), ...
-                         FROM items [JOIN runs ... WHERE <scope>] GROUP BY run_id) per_run
+    SELECT <dimensions>, count(runs), sum(per_run.items), ..., sum(runs.run_minutes_saved),
+           sum(human_work.resolved), sum(human_work.minutes)
+    FROM runs
+    LEFT JOIN (SELECT run_id, sum(counts), count(*), sum(attempts), ...
+               FROM (SELECT items.*, <counts> FROM items [JOIN runs ... WHERE <scope>])
+               GROUP BY run_id) per_run ON per_run.run_id = runs.id
+    LEFT JOIN (SELECT run_id, count(*), sum(human_minutes) FROM queue_items
+               WHERE status = 'resolved' GROUP BY run_id) human_work ON ...
     WHERE <scope> GROUP BY <dimensions>
 
-Summing items per run first keeps run-level figures (per-run minutes, run
-counts) from being multiplied by the number of items, without DISTINCT.
+``counts`` is 1 on the one row that counts a work item (see ``deciding``), so
+items stay distinct and still add up across groups. Summing per run first keeps
+run-level figures (per-run minutes, run counts) from being multiplied by the
+number of items, without DISTINCT.
 """
 
 from __future__ import annotations
@@ -18,13 +26,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from robo.reports.dimensions import Dimension, labelled
-from robo.reports.figures import Figures, Row
+from robo.reports.figures import COUNTS, FIELDS, Figures, Row
 from robo.storage.database import Database
-from robo.storage.models import ItemRow, RunRow
+from robo.storage.models import ItemRow, QueueItemRow, RunRow
 
 
 @dataclass(frozen=True)
@@ -38,18 +47,19 @@ class Scope:
     applications: tuple[str, ...] = ()
     label: str = ""
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def conditions(self, runs: Any = RunRow) -> list[ColumnElement[bool]]:
+        """The scope as SQL conditions on ``runs`` (the runs table or an alias of it)."""
         where: list[ColumnElement[bool]] = []
         if self.since is not None:
-            where.append(RunRow.started_at >= self.since)
+            where.append(runs.started_at >= self.since)
         if self.until is not None:
-            where.append(RunRow.started_at < self.until)
+            where.append(runs.started_at < self.until)
         if self.processes:
-            where.append(RunRow.process_id.in_(self.processes))
+            where.append(runs.process_id.in_(self.processes))
         if self.regions:
-            where.append(RunRow.region.in_(self.regions))
+            where.append(runs.region.in_(self.regions))
         if self.applications:
-            where.append(RunRow.application.in_(self.applications))
+            where.append(runs.application.in_(self.applications))
         return where
 
     def describe(self) -> str:
@@ -70,70 +80,141 @@ class Scope:
         return " · ".join(parts) or "all runs"
 
 
-def _count(status: str) -> ColumnElement[Any]:
-    return func.sum(case((ItemRow.status == status, 1), else_=0))
+def deciding(scope: Scope) -> ColumnElement[Any]:
+    """1 on the item row that counts its work item in the scope, 0 on the others.
+
+    A row outside queues is its own work item. A queue item counts once, with its
+    credited success if that row is in the scope, else with its latest row there
+    (the highest id: rows are written in the order outcomes happen).
+    """
+    other = aliased(ItemRow, name="other_item")
+    later = select(other.id).where(
+        other.queue_item_id == ItemRow.queue_item_id,
+        or_(other.credited_queue_item_id.is_not(None), other.id > ItemRow.id),
+    )
+    other_run = aliased(RunRow, name="other_run")
+    conditions = scope.conditions(other_run)
+    if conditions:
+        later = later.join(other_run, other_run.id == other.run_id).where(*conditions)
+    return case(
+        (ItemRow.queue_item_id.is_(None), 1),
+        (ItemRow.credited_queue_item_id.is_not(None), 1),
+        (~later.exists(), 1),
+        else_=0,
+    )
+
+
+def _count(rows: Any, status: str) -> ColumnElement[Any]:
+    return func.sum(case((and_(rows.c.counts == 1, rows.c.status == status), 1), else_=0))
 
 
 def per_run(scope: Scope) -> Any:
     """Items summed per run, restricted to the scope's runs."""
-    query = select(
-        ItemRow.run_id.label("run_id"),
-        func.count(ItemRow.id).label("item_count"),
-        _count("success").label("succeeded"),
-        _count("business_exception").label("business"),
-        _count("application_exception").label("application"),
-        func.sum(ItemRow.minutes_saved).label("minutes"),
-        func.sum(func.coalesce(ItemRow.duration_seconds, 0.0)).label("seconds"),
-    ).group_by(ItemRow.run_id)
+    rows_query = select(
+        ItemRow.run_id,
+        ItemRow.status,
+        ItemRow.attempts,
+        ItemRow.minutes_saved,
+        ItemRow.duration_seconds,
+        deciding(scope).label("counts"),
+    )
     conditions = scope.conditions()
     if conditions:
-        query = query.join(RunRow, RunRow.id == ItemRow.run_id).where(*conditions)
+        rows_query = rows_query.join(RunRow, RunRow.id == ItemRow.run_id).where(*conditions)
+    rows = rows_query.subquery("item_rows")
+    query = select(
+        rows.c.run_id.label("run_id"),
+        func.sum(rows.c.counts).label("items"),
+        func.count().label("item_rows"),
+        func.sum(func.coalesce(rows.c.attempts, 0)).label("attempts"),
+        _count(rows, "success").label("succeeded"),
+        _count(rows, "business_exception").label("business"),
+        _count(rows, "application_exception").label("application"),
+        _count(rows, "skipped").label("skipped"),
+        func.sum(rows.c.minutes_saved).label("minutes"),
+        func.sum(func.coalesce(rows.c.duration_seconds, 0.0)).label("seconds"),
+    ).group_by(rows.c.run_id)
     return query.subquery("per_run")
 
 
-def figure_columns(pr: Any) -> list[ColumnElement[Any]]:
-    """The sums of one group, in the order of ``Figures``' fields."""
-    ok = func.coalesce(pr.c.succeeded, 0)
-    failed = func.coalesce(pr.c.business, 0) + func.coalesce(pr.c.application, 0)
-    human = ok * RunRow.residual_minutes_per_item + failed * RunRow.manual_minutes_per_item
-    return [
-        func.count(RunRow.id),
-        func.coalesce(func.sum(pr.c.item_count), 0),
-        func.coalesce(func.sum(pr.c.succeeded), 0),
-        func.coalesce(func.sum(pr.c.business), 0),
-        func.coalesce(func.sum(pr.c.application), 0),
-        func.coalesce(func.sum(pr.c.minutes), 0.0),
-        func.coalesce(func.sum(RunRow.run_minutes_saved), 0.0),
-        func.coalesce(func.sum(pr.c.seconds), 0.0),
-        func.coalesce(func.sum(human), 0.0),
-    ]
+def human_work(scope: Scope) -> Any:
+    """Queue items a human resolved, summed per run that last held them (the scope's)."""
+    query = (
+        select(
+            QueueItemRow.run_id.label("run_id"),
+            func.count(QueueItemRow.id).label("resolved"),
+            func.sum(func.coalesce(QueueItemRow.human_minutes, 0.0)).label("minutes"),
+        )
+        .where(QueueItemRow.status == "resolved", QueueItemRow.run_id.is_not(None))
+        .group_by(QueueItemRow.run_id)
+    )
+    conditions = scope.conditions()
+    if conditions:
+        query = query.join(RunRow, RunRow.id == QueueItemRow.run_id).where(*conditions)
+    return query.subquery("human_work")
+
+
+@dataclass(frozen=True)
+class Sums:
+    """The per-run sub-selects a figure query joins to ``runs``."""
+
+    items: Any
+    human: Any
+
+    @classmethod
+    def of(cls, scope: Scope) -> Sums:
+        return cls(per_run(scope), human_work(scope))
+
+    def join(self, query: Select[Any]) -> Select[Any]:
+        return query.outerjoin(self.items, self.items.c.run_id == RunRow.id).outerjoin(
+            self.human, self.human.c.run_id == RunRow.id
+        )
+
+    def columns(self) -> list[ColumnElement[Any]]:
+        """The sums of one group, in the order of ``Figures``' fields."""
+        pr, hw = self.items, self.human
+
+        def total(column: Any, zero: Any = 0) -> ColumnElement[Any]:
+            return func.coalesce(func.sum(column), zero)
+
+        ok = func.coalesce(pr.c.succeeded, 0)
+        failed = func.coalesce(pr.c.business, 0) + func.coalesce(pr.c.application, 0)
+        human = ok * RunRow.residual_minutes_per_item + failed * RunRow.manual_minutes_per_item
+        return [
+            func.count(RunRow.id),
+            total(pr.c["items"]),
+            total(pr.c.item_rows),
+            total(pr.c.attempts),
+            total(pr.c.succeeded),
+            total(pr.c.business),
+            total(pr.c.application),
+            total(pr.c.skipped),
+            total(pr.c.minutes, 0.0),
+            total(RunRow.run_minutes_saved, 0.0),
+            total(pr.c.seconds, 0.0),
+            total(human, 0.0),
+            total(hw.c.resolved),
+            total(hw.c.minutes, 0.0),
+        ]
 
 
 def figures(values: Any) -> Figures:
-    runs, items, ok, business, application, item_min, run_min, seconds, human = values
-    return Figures(
-        runs=int(runs),
-        items=int(items),
-        succeeded=int(ok),
-        business_exceptions=int(business),
-        application_exceptions=int(application),
-        item_minutes_saved=float(item_min),
-        run_minutes_saved=float(run_min),
-        robot_seconds=float(seconds),
-        human_minutes=float(human),
-    )
+    """A Figures from the values ``Sums.columns()`` selected."""
+    values = list(values)
+    if len(values) != len(FIELDS):
+        raise ValueError(f"{len(values)} values for {len(FIELDS)} figures")
+    sums: dict[str, Any] = {
+        f.name: int(v) if f.name in COUNTS else float(v)
+        for f, v in zip(FIELDS, values, strict=True)
+    }
+    return Figures(**sums)
 
 
 def aggregate_query(db: Database, by: tuple[Dimension, ...], scope: Scope) -> Select[Any]:
     dialect = db.engine.dialect.name
     keys = [labelled(d, dialect) for d in by]
-    pr = per_run(scope)
-    query = (
-        select(*keys, *figure_columns(pr))
-        .select_from(RunRow)
-        .outerjoin(pr, pr.c.run_id == RunRow.id)
-        .where(*scope.conditions())
-    )
+    sums = Sums.of(scope)
+    query = sums.join(select(*keys, *sums.columns()).select_from(RunRow)).where(*scope.conditions())
     if keys:
         query = query.group_by(*(d.sql(dialect) for d in by))
     return query
@@ -202,7 +283,7 @@ def baselines(
     """Which baseline each figure used: per group, process version and snapshot."""
     dialect = db.engine.dialect.name
     keys = [labelled(d, dialect) for d in by]
-    pr = per_run(scope)
+    sums = Sums.of(scope)
     snapshot = [
         RunRow.process_id,
         RunRow.version,
@@ -213,15 +294,15 @@ def baselines(
         RunRow.baseline_measured_on,
     ]
     query = (
-        select(
-            *keys,
-            *snapshot,
-            func.min(RunRow.started_at),
-            func.max(RunRow.started_at),
-            *figure_columns(pr),
+        sums.join(
+            select(
+                *keys,
+                *snapshot,
+                func.min(RunRow.started_at),
+                func.max(RunRow.started_at),
+                *sums.columns(),
+            ).select_from(RunRow)
         )
-        .select_from(RunRow)
-        .outerjoin(pr, pr.c.run_id == RunRow.id)
         .where(*scope.conditions())
         .group_by(*(d.sql(dialect) for d in by), *snapshot)
     )
