@@ -155,7 +155,17 @@ class ItemRow(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "reference", name="uq_item_reference"),
         UniqueConstraint("credited_queue_item_id", name="uq_items_credit"),
-        Index("ix_items_run_cover", "run_id", "status", "minutes_saved", "duration_seconds"),
+        # Covers the reports' per-run pass (migration 0005).
+        Index(
+            "ix_items_report_cover",
+            "run_id",
+            "status",
+            "minutes_saved",
+            "duration_seconds",
+            "attempts",
+            "queue_item_id",
+            "credited_queue_item_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
