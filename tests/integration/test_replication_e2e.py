@@ -63,10 +63,13 @@ def reset(portal: Any) -> None:
     urllib.request.urlopen(request).close()
 
 
-def run(robo: Robo, portal: Any, process_id: str = PID, **params: str) -> RunResult:
+def run(
+    robo: Robo, portal: Any, process_id: str = PID, input_path: Path | None = None, **params: str
+) -> RunResult:
     reset(portal)
     version = robo.registry.active(process_id)  # what the CLI and the scheduler use
-    result = run_process(robo.run_environment(), version, RunRequest(process_id, params=params))
+    request = RunRequest(process_id, input_path=input_path, params=params)
+    result = run_process(robo.run_environment(), version, request)
     assert result.status == "completed", result.error
     return result
 
@@ -160,9 +163,11 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
     )
     idf.registry.deploy(load_process(local))
 
+    # A bundle carries no item data: an adopting region gives its own files.
+    permits = REPO / "processes" / PID / "input" / "permits.csv"
     first = [
-        run(idf, portal),
-        run(guyane, portal),
+        run(idf, portal, input_path=permits),
+        run(guyane, portal, input_path=permits),
         run(idf, portal, "idf-local-check", portal_url=portal.url),
     ]
 
@@ -187,7 +192,16 @@ def test_a_process_shared_by_three_regions_adds_up_exactly_at_national_level(
     idf_schedule = idf.registry.active(PID).schedule
     assert idf_schedule is not None and idf_schedule.calendar == "FR"
 
-    second = [run(idf, portal), run(guyane, portal)]
+    # The next day's files: new references, and one already handled (queued before: refused).
+    sample = permits.read_text(encoding="utf-8")
+    next_day = tmp_path / "permits-next-day.csv"
+    next_day.write_text(
+        sample.replace("2024-75-", "2025-75-").replace("2025-75-00117", "2024-75-00117"),
+        encoding="utf-8",
+    )
+    second = [run(idf, portal, input_path=next_day), run(guyane, portal, input_path=next_day)]
+    for result in second:
+        assert [r.reference for r in result.refused] == ["2024-75-00117"]
     for result in [occitanie_run, *first[:2], *second]:
         assert result.succeeded == OK_PER_RUN
 
