@@ -6,7 +6,14 @@ import argparse
 import json
 import time
 
-from benchmarks import bot_overhead, cli_latency, ledger_writes, scheduler_scale, slots
+from benchmarks import (
+    bot_overhead,
+    cli_latency,
+    ledger_writes,
+    queue_overhead,
+    scheduler_scale,
+    slots,
+)
 from benchmarks.common import Figure, machine, render_table
 
 SUITE = {
@@ -15,6 +22,7 @@ SUITE = {
     "scheduler_scale": scheduler_scale.run,
     "cli_latency": cli_latency.run,
     "ledger_writes": ledger_writes.run,
+    "queue_overhead": queue_overhead.run,
 }
 
 

@@ -106,6 +106,9 @@ class RecordingExecutor:
     def busy(self, process_id: str) -> bool:
         return False
 
+    def in_flight(self, process_id: str) -> set[str]:
+        return set()
+
     def shutdown(self, drain_seconds: float = 60) -> None:
         pass
 
@@ -139,7 +142,13 @@ def worker_robo(home: Path, burst: int) -> dict[str, Any]:
     for phase in ("cold", "warm"):
         executor = RecordingExecutor()
         svc = SchedulerService(
-            robo.settings, robo.db, robo.registry, robo.ledger, executor, owner="bench"
+            robo.settings,
+            robo.db,
+            robo.registry,
+            robo.ledger,
+            robo.queues,
+            executor,
+            owner="bench",
         )
         started = time.perf_counter()
         svc.start()

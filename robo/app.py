@@ -103,6 +103,7 @@ class Robo:
             queues=self.queues,
             heartbeat_seconds=self.settings.heartbeat_seconds,
             abandon_after_seconds=self.settings.abandon_after_seconds,
+            tmp_dir=self.settings.home / "tmp",
         )
 
     def executor(self) -> Executor:

@@ -7,6 +7,7 @@ lives in ``robo.loader``; running it lives in ``robo.runner``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -25,35 +26,73 @@ __all__ = ["NAME", "STEP_KINDS", "Model", "ScrapeTable", "Step"]  # and the mode
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$"
 
+# --- bounds: every number is finite and within these (docs/process-format.md, "Bounds") ---
+MAX_MINUTES = 10_080  # a week: manual minutes per item or per run
+MAX_ITEM_SECONDS = 86_400  # a day
+MAX_RUN_SECONDS = 604_800  # a week
+MAX_STEP_SECONDS = 3_600  # an hour (Playwright timers are 32-bit milliseconds)
+MIN_STEP_SECONDS = 0.1  # Playwright reads 0 as "no time limit"
+MIN_EVERY_MINUTES = 1
+MAX_EVERY_MINUTES = 525_600  # a year
+MAX_GRACE_MINUTES = 10_080
+MAX_QUEUE_MIN_ITEMS = 100_000
+MAX_PARAMETER_NUMBER = 10**15  # |value| of a numeric parameter
+MAX_LABEL = 255  # names, teams, versions' texts stored in database columns
+MAX_VERSION = 64
+MAX_PATH_BYTES = 255
+MAX_PATH_PARTS = 10  # folders deep, so that a bundle can carry the file
+MAX_FILES = 200  # include entries
+
 
 def relative_path(value: str) -> str:
-    """A path inside the process folder: relative, no '..', no backslashes."""
+    """A path inside the process folder: relative, no '..', no backslashes, bounded."""
     path = PurePosixPath(value)
     if "\\" in value or path.is_absolute() or ".." in path.parts or not value.strip():
         raise ValueError(
             f"'{value}' escapes the process folder; use a path relative to the folder "
             "that holds process.yaml, without '..'"
         )
+    if "\0" in value:
+        raise ValueError("a path cannot contain a NUL character")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise ValueError(f"a path is at most {MAX_PATH_BYTES} bytes long; use a shorter name")
+    if len(path.parts) > MAX_PATH_PARTS:
+        raise ValueError(f"a path is at most {MAX_PATH_PARTS} folders deep")
     return value
+
+
+Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL)]
 
 
 class Owner(Model):
     region: Annotated[str, Field(pattern=SLUG, description="Region that owns the process.")]
-    team: str
-    contact: str = Field(description="E-mail address or name to contact about this process.")
+    team: str = Field(max_length=MAX_LABEL)
+    contact: str = Field(
+        max_length=MAX_LABEL, description="E-mail address or name to contact about this process."
+    )
 
 
 class Baseline(Model):
     """How long the work takes by hand: the basis of every minute of time saved."""
 
-    manual_minutes_per_item: float = Field(gt=0, description="Agent minutes for one item by hand.")
+    manual_minutes_per_item: float = Field(
+        gt=0, le=MAX_MINUTES, description="Agent minutes for one item by hand."
+    )
     residual_minutes_per_item: float = Field(
-        default=0, ge=0, description="Agent minutes still needed per item after automation."
+        default=0,
+        ge=0,
+        le=MAX_MINUTES,
+        description="Agent minutes still needed per item after automation.",
     )
     manual_minutes_per_run: float = Field(
-        default=0, ge=0, description="Agent minutes saved once per run (e.g. opening the tools)."
+        default=0,
+        ge=0,
+        le=MAX_MINUTES,
+        description="Agent minutes saved once per run (e.g. opening the tools).",
     )
-    measured_by: str = Field(min_length=1, description="Who measured the manual time.")
+    measured_by: str = Field(
+        min_length=1, max_length=MAX_LABEL, description="Who measured the manual time."
+    )
     measured_on: dt.date = Field(description="When it was measured (YYYY-MM-DD).")
 
     @model_validator(mode="after")
@@ -87,10 +126,17 @@ class RetryPolicy(Model):
 
 
 class Timeouts(Model):
-    item_seconds: float = Field(default=120, gt=0, description="Hard limit for one attempt.")
-    run_seconds: float = Field(default=3600, gt=0, description="Hard limit for the whole run.")
+    item_seconds: float = Field(
+        default=120, ge=1, le=MAX_ITEM_SECONDS, description="Hard limit for one attempt."
+    )
+    run_seconds: float = Field(
+        default=3600, ge=1, le=MAX_RUN_SECONDS, description="Hard limit for the whole run."
+    )
     step_seconds: float = Field(
-        default=15, gt=0, description="Default wait for one page action (Playwright timeout)."
+        default=15,
+        ge=MIN_STEP_SECONDS,
+        le=MAX_STEP_SECONDS,
+        description="Default wait for one page action (Playwright timeout).",
     )
 
 
@@ -106,8 +152,14 @@ class ItemSource(Model):
     path: str | None = Field(
         default=None, description="Default input file, relative to the process folder."
     )
-    reference: str = Field(description="Field holding each item's unique reference.")
-    sheet: str | None = Field(default=None, description="xlsx only: sheet name (default: first).")
+    reference: str = Field(
+        min_length=1,
+        max_length=MAX_LABEL,
+        description="Field holding each item's unique reference.",
+    )
+    sheet: str | None = Field(
+        default=None, max_length=MAX_LABEL, description="xlsx only: sheet name (default: first)."
+    )
 
     @field_validator("path")
     @classmethod
@@ -200,13 +252,22 @@ class Bot(Model):
 class QueueTrigger(Model):
     """Start runs when enough items wait in the process's queue."""
 
-    min_items: int = Field(ge=1, description="Start a run once this many items wait.")
+    min_items: int = Field(
+        ge=1, le=MAX_QUEUE_MIN_ITEMS, description="Start a run once this many items wait."
+    )
     max_runs: int = Field(default=1, ge=1, le=50, description="Runs of the process at once.")
 
 
 class ScheduleEntry(Model):
-    cron: str | None = Field(default=None, description="Five-field cron, e.g. '0 7 * * mon-fri'.")
-    every_minutes: float | None = Field(default=None, gt=0)
+    cron: str | None = Field(
+        default=None, max_length=MAX_LABEL, description="Five-field cron, e.g. '0 7 * * mon-fri'."
+    )
+    every_minutes: float | None = Field(
+        default=None,
+        ge=MIN_EVERY_MINUTES,
+        le=MAX_EVERY_MINUTES,
+        description="Interval in minutes, from 1 minute to a year.",
+    )
     queue: QueueTrigger | None = Field(
         default=None, description="Queue trigger, e.g. {min_items: 20, max_runs: 2}."
     )
@@ -263,8 +324,9 @@ class Window(Model):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _quoted_time(cls, value: Any) -> Any:
-        if isinstance(value, int):
-            # YAML 1.1 reads an unquoted 19:00 as the number 1140 (base 60).
+        if isinstance(value, int | float):
+            # YAML 1.1 reads an unquoted 19:00 as the number 1140 (base 60); pydantic would
+            # read a number as seconds since midnight in UTC.
             raise ValueError("write times in quotes, e.g. '07:00', so YAML keeps them as text")
         return value
 
@@ -279,9 +341,13 @@ class Schedule(Model):
     """When a process runs; overridable per region by an overlay."""
 
     triggers: list[ScheduleEntry] = Field(min_length=1)
-    timezone: str | None = Field(default=None, description="IANA zone; default: the region's.")
+    timezone: str | None = Field(
+        default=None, max_length=MAX_LABEL, description="IANA zone; default: the region's."
+    )
     calendar: str | None = Field(
-        default=None, description="Holiday calendar (FR, FR-973, FR-57...); default: the region's."
+        default=None,
+        max_length=MAX_LABEL,
+        description="Holiday calendar (FR, FR-973, FR-57...); default: the region's.",
     )
     skip_holidays: bool = True
     window: Window | None = None
@@ -292,7 +358,7 @@ class Schedule(Model):
             "period, each = every missed fire within it, skip = none."
         ),
     )
-    grace_minutes: float = Field(default=60, ge=0)
+    grace_minutes: float = Field(default=60, ge=0, le=MAX_GRACE_MINUTES)
     overlap: Literal["skip", "allow"] = Field(
         default="skip", description="skip: never two runs of this process at once."
     )
@@ -355,11 +421,18 @@ class ProcessDefinition(Model):
     )
 
     id: Annotated[str, Field(pattern=SLUG, description="Unique slug, e.g. 'invoice-check'.")]
-    name: str = Field(min_length=1)
-    version: Annotated[str, Field(pattern=SEMVER, description="Semantic version, e.g. '1.2.0'.")]
+    name: str = Field(min_length=1, max_length=MAX_LABEL)
+    version: Annotated[
+        str,
+        Field(
+            pattern=SEMVER, max_length=MAX_VERSION, description="Semantic version, e.g. '1.2.0'."
+        ),
+    ]
     description: str = ""
     owner: Owner
-    applications: list[str] = Field(min_length=1, description="Applications the bot touches.")
+    applications: list[Label] = Field(
+        min_length=1, max_length=100, description="Applications the bot touches."
+    )
     parameters: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Defaults, overridable per region and per run."
     )
@@ -376,6 +449,7 @@ class ProcessDefinition(Model):
     queue: QueueSettings = QueueSettings()
     include: list[str] = Field(
         default_factory=list,
+        max_length=MAX_FILES,
         description="Extra files kept with the version: documentation, sample attachments.",
     )
 
@@ -383,6 +457,11 @@ class ProcessDefinition(Model):
     @classmethod
     def _include_inside_folder(cls, value: list[str]) -> list[str]:
         return [relative_path(p) for p in value]
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _bounded_parameters(cls, value: Any) -> Any:
+        return bounded_parameters(value)
 
     @model_validator(mode="after")
     def _coherent(self) -> ProcessDefinition:
@@ -405,6 +484,23 @@ class ProcessDefinition(Model):
     def queue_name(self) -> str:
         """The queue this process takes its items from."""
         return self.queue.name or self.id
+
+
+def bounded_parameters(value: Any) -> Any:
+    """Numeric parameter values are finite and at most MAX_PARAMETER_NUMBER in size."""
+    if not isinstance(value, dict):
+        return value
+    for name, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            continue
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"parameter '{name}' is not a finite number; quote it to keep text")
+        if abs(item) > MAX_PARAMETER_NUMBER:
+            raise ValueError(
+                f"parameter '{name}' is too large: numbers are at most "
+                f"{MAX_PARAMETER_NUMBER:,} in size; quote it to keep it as text"
+            )
+    return value
 
 
 def _secret_names(bot: Bot) -> list[str]:

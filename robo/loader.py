@@ -7,7 +7,9 @@ and what to do, so an author fixes a file in one pass.
 from __future__ import annotations
 
 import ast
+import csv
 import hashlib
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +17,12 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from yaml.constructor import SafeConstructor
 
 from robo.canonical import definition_bytes
 from robo.definition import STEP_KINDS, ProcessDefinition
 from robo.errors import DefinitionError, Problem
+from robo.step_models import step_templates, template_problems
 
 DEFINITION_FILE = "process.yaml"
 MAX_DEFINITION_BYTES = 1_000_000
@@ -32,6 +36,11 @@ _HINTS = {
     "greater_than_equal": "use zero or a positive number",
     "date_from_datetime_parsing": "write the date as YYYY-MM-DD",
     "date_parsing": "write the date as YYYY-MM-DD",
+    "finite_number": "use a finite number (not .inf or .nan)",
+    "less_than_equal": "use a smaller number (bounds: docs/process-format.md)",
+    "less_than": "use a smaller number (bounds: docs/process-format.md)",
+    "string_too_long": "use a shorter text",
+    "too_long": "use fewer entries",
 }
 
 
@@ -127,41 +136,126 @@ def _duplicate_keys(node: yaml.Node | None, file: str, path: str = "") -> list[P
     return problems
 
 
-def _has_alias(node: yaml.Node | None, seen: set[int] | None = None) -> bool:
-    # Aliases make "billion laughs" documents possible; definitions never need them.
-    seen = set() if seen is None else seen
-    if node is None:
-        return False
-    if id(node) in seen:
-        return True
-    seen.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        return any(_has_alias(k, seen) or _has_alias(v, seen) for k, v in node.value)
-    if isinstance(node, yaml.SequenceNode):
-        return any(_has_alias(v, seen) for v in node.value)
-    return False
+MAX_YAML_DEPTH = 20  # a definition needs 6 levels; this bounds every recursive walk
 
 
-def parse_yaml(text: str, file: str) -> tuple[Any, _Positions]:
-    """Safe-load YAML; raise DefinitionError with the line of any syntax error."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if _has_alias(root):
+def _check_events(text: str, file: str) -> None:
+    """Refuse anchors, aliases and deep nesting from the event stream (no recursion).
+
+    Anchors and aliases make "billion laughs" documents possible; deep nesting makes
+    every recursive walk over the document (composer, constructor, validation) overflow
+    the stack. Definitions need neither.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise DefinitionError(
                 [
                     Problem(
                         file,
-                        None,
+                        event.start_mark.line + 1 if event.start_mark else None,
                         "",
                         "YAML anchors and aliases are not allowed",
                         "write the values out in full",
                     )
                 ]
             )
-        problems = _duplicate_keys(root, file)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise DefinitionError(
+                    [
+                        Problem(
+                            file,
+                            event.start_mark.line + 1 if event.start_mark else None,
+                            "",
+                            f"values are nested more than {MAX_YAML_DEPTH} levels deep",
+                            "a definition needs a few levels: flatten this value",
+                        )
+                    ]
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _bad_text(value: str) -> str | None:
+    if "\0" in value:
+        return "contains a NUL character (\\0)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (an invalid \\uD800-\\uDFFF escape)"
+    return None
+
+
+def _scalar_problems(
+    node: yaml.Node | None, file: str, constructor: SafeConstructor, path: str = ""
+) -> list[Problem]:
+    """Text that no database or file name can hold, and tagged values that do not convert.
+
+    ``!!int 'zz'`` or ``!!timestamp 'x'`` make PyYAML's constructor raise plain
+    ValueError/TypeError; each scalar is converted here, so the problem has its line.
+    """
+    problems: list[Problem] = []
+    if isinstance(node, yaml.ScalarNode):
+        line = node.start_mark.line + 1
+        reason = _bad_text(node.value)
+        if reason:
+            return [Problem(file, line, path, f"the value {reason}", "remove that character")]
+        try:
+            constructor.construct_object(node)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # ValueError, TypeError, AttributeError, OverflowError...
+            tag = node.tag.rsplit(":", 1)[-1]
+            value = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    path,
+                    f"{value!r} is not a valid {tag} ({type(exc).__name__})",
+                    "write a valid value of that type, or quote it to keep it as text",
+                )
+            )
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            here = f"{path}.{name}" if path else str(name)
+            if isinstance(key, yaml.ScalarNode) and _bad_text(key.value):
+                problems.append(
+                    Problem(
+                        file,
+                        key.start_mark.line + 1,
+                        path,
+                        f"a key {_bad_text(key.value)}",
+                        "remove that character",
+                    )
+                )
+                continue
+            problems += _scalar_problems(key, file, constructor, here)
+            problems += _scalar_problems(value, file, constructor, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, value in enumerate(node.value):
+            problems += _scalar_problems(value, file, constructor, f"{path}[{index}]")
+    return problems
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, _Positions]:
+    """Safe-load YAML; raise DefinitionError with the line of any problem, never another error.
+
+    Checked before anything is built: anchors/aliases and nesting depth (from the event
+    stream), then on the node tree duplicate keys, NUL characters and lone surrogates, and
+    every scalar's conversion (``!!int 'zz'``).
+    """
+    try:
+        _check_events(text, file)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        constructor = SafeConstructor()
+        problems = _duplicate_keys(root, file) + _scalar_problems(root, file, constructor)
         if problems:
             raise DefinitionError(problems)
-        data = yaml.safe_load(text)
+        data = None if root is None else constructor.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -172,8 +266,18 @@ def parse_yaml(text: str, file: str) -> tuple[Any, _Positions]:
             [Problem(file, line, "", f"invalid YAML: {exc.problem or exc}", hint)]
         ) from None
     except yaml.YAMLError as exc:
-        raise DefinitionError([Problem(file, None, "", f"invalid YAML: {exc}")]) from None
+        raise DefinitionError(
+            [Problem(file, None, "", f"invalid YAML: {_one_line(exc)}")]
+        ) from None
+    except (RecursionError, MemoryError):  # not reachable within MAX_YAML_DEPTH; never a traceback
+        raise DefinitionError(
+            [Problem(file, None, "", "the YAML document is too complex to read")]
+        ) from None
     return data, _Positions(root)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 # --- Loading a folder ------------------------------------------------------------
@@ -217,7 +321,7 @@ def _read_file(
     path = folder / name
     try:
         resolved = path.resolve(strict=True)
-    except (FileNotFoundError, RuntimeError):
+    except (FileNotFoundError, NotADirectoryError, RuntimeError):
         return Problem(
             file,
             line,
@@ -225,6 +329,21 @@ def _read_file(
             f"file '{name}' does not exist",
             f"create it in {folder} or fix the path",
         )
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL...
+        return Problem(file, line, field_name, f"cannot read '{name}': {_os_reason(exc)}")
+    try:
+        return _read_inside(folder, name, resolved, file, line, field_name)
+    except (OSError, ValueError) as exc:
+        return Problem(file, line, field_name, f"cannot read '{name}': {_os_reason(exc)}")
+
+
+def _os_reason(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else _one_line(exc)
+
+
+def _read_inside(
+    folder: Path, name: str, resolved: Path, file: str, line: int | None, field_name: str
+) -> bytes | Problem:
     if not resolved.is_relative_to(folder.resolve()):
         return Problem(
             file,
@@ -272,6 +391,17 @@ def _check_python(
                         f"fix the bot module named by bot.{key}",
                     )
                 )
+            except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, deep nesting
+                trees[name] = None
+                problems.append(
+                    Problem(
+                        str(folder / name),
+                        None,
+                        "",
+                        f"Python module cannot be parsed: {_one_line(exc)[:200]}",
+                        f"fix the bot module named by bot.{key}",
+                    )
+                )
         tree = trees[name]
         if tree is None:
             continue
@@ -289,19 +419,36 @@ def _check_python(
     return problems
 
 
-def load_process(path: Path | str) -> LoadedProcess:
-    """Load and validate ``path`` (a process folder or its process.yaml)."""
+def load_process(path: Path | str, *, items_optional: bool = False) -> LoadedProcess:
+    """Load and validate ``path`` (a process folder or its process.yaml).
+
+    ``items_optional``: the default input file (``items.path``) may be absent, as in a
+    bundle exported without ``--with-items``; the version then has no default input.
+    """
     path = Path(path)
-    definition_path = path / DEFINITION_FILE if path.is_dir() else path
-    folder = definition_path.parent
-    file = str(definition_path)
-    if not definition_path.is_file():
+    try:
+        definition_path = path / DEFINITION_FILE if path.is_dir() else path
+        file = str(definition_path)
+        if not definition_path.is_file():
+            raise DefinitionError(
+                [
+                    Problem(
+                        file,
+                        None,
+                        "",
+                        "no such file",
+                        f"a process folder holds a {DEFINITION_FILE}",
+                    )
+                ]
+            )
+        if definition_path.stat().st_size > MAX_DEFINITION_BYTES:
+            raise DefinitionError([Problem(file, None, "", "definition file is too large")])
+        raw = definition_path.read_bytes()
+    except (OSError, ValueError) as exc:
         raise DefinitionError(
-            [Problem(file, None, "", "no such file", f"a process folder holds a {DEFINITION_FILE}")]
-        )
-    if definition_path.stat().st_size > MAX_DEFINITION_BYTES:
-        raise DefinitionError([Problem(file, None, "", "definition file is too large")])
-    raw = definition_path.read_bytes()
+            [Problem(str(path), None, "", f"cannot read: {_os_reason(exc)}")]
+        ) from None
+    folder = definition_path.parent
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -335,6 +482,8 @@ def load_process(path: Path | str) -> LoadedProcess:
             where = ("include", definition.include.index(name))
         else:
             where = ("bot",)
+        if items_optional and name == definition.items.path and not _exists(folder / name):
+            continue
         field_name = _field_name(where)
         content = _read_file(folder, name, file, positions.line_of(where), field_name)
         if isinstance(content, Problem):
@@ -342,9 +491,93 @@ def load_process(path: Path | str) -> LoadedProcess:
         else:
             files[name] = content
     problems += _check_python(definition, files, file, positions, folder)
+    problems += _check_templates(definition, files, file, positions)
     if problems:
         raise DefinitionError(problems)
     return LoadedProcess(definition, folder, text, files)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return True  # let _read_file say what is wrong with it
+
+
+# --- templates -------------------------------------------------------------------------
+
+
+def _check_templates(
+    definition: ProcessDefinition, files: dict[str, bytes], file: str, positions: _Positions
+) -> list[Problem]:
+    """Every templated step value parses, and names only what exists (see step_models)."""
+    bot = definition.bot
+    params = set(definition.parameters)
+    columns = input_columns(definition, files)
+    outputs = None if bot.entrypoint else _outputs(definition)
+    lists: list[tuple[str, list[Any], bool]] = [("setup", bot.setup, True)]
+    lists += [("steps", bot.steps or [], False)]
+    lists += [("verify", bot.verify if isinstance(bot.verify, list) else [], False)]
+    found: list[tuple[tuple[Any, ...], str, bool, bool, str]] = []
+    for name, steps, empty in lists:
+        for index, step in enumerate(steps):
+            for sub, template, text in step_templates(step):
+                found.append((("bot", name, index, *sub), template, text, empty, f"in bot.{name}"))
+    if bot.scrape is not None:
+        found.append((("bot", "scrape", "url"), bot.scrape.url, False, True, "in bot.scrape"))
+    problems = []
+    for loc, template, text, empty, where in found:
+        for message, hint in template_problems(
+            template,
+            params=params,
+            columns=None if empty else columns,
+            outputs=outputs,
+            text=text,
+            item_empty=empty,
+            where=where,
+        ):
+            problems.append(Problem(file, positions.line_of(loc), _field_name(loc), message, hint))
+    return problems
+
+
+def _outputs(definition: ProcessDefinition) -> set[str]:
+    bot = definition.bot
+    steps = [*bot.setup, *(bot.steps or []), *(bot.verify if isinstance(bot.verify, list) else [])]
+    names = set()
+    for step in steps:
+        args = getattr(step, next(iter(type(step).model_fields)))
+        into = getattr(args, "into", None)
+        if isinstance(into, str):
+            names.add(into)
+    return names
+
+
+def input_columns(definition: ProcessDefinition, files: dict[str, bytes]) -> set[str] | None:
+    """The header of the default input file (csv/xlsx), or None when it is not known.
+
+    Read as ``robo.runner.workitems`` reads it: CSV in UTF-8 with the most frequent of
+    ``,`` ``;`` tab on the first line as delimiter; XLSX's first row of the sheet, stripped.
+    """
+    source = definition.items
+    data = files.get(source.path or "")
+    if data is None or source.source not in ("csv", "xlsx"):
+        return None
+    try:
+        if source.source == "csv":
+            header = data.decode("utf-8-sig").split("\n", 1)[0].rstrip("\r")
+            delimiter = max([",", ";", "\t"], key=header.count)
+            return set(next(csv.reader([header], delimiter=delimiter), []))
+        import openpyxl
+
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            sheet = book[source.sheet] if source.sheet else book.worksheets[0]
+            first = next(sheet.iter_rows(values_only=True, max_row=1), ())
+        finally:
+            book.close()
+        return {str(h).strip() for h in first if h is not None and str(h).strip()}
+    except Exception:  # an unreadable input is the run's to report, with its own message
+        return None
 
 
 def load_many(paths: Iterable[Path | str]) -> list[LoadedProcess]:

@@ -19,7 +19,15 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 
 from robo.canonical import signed_bytes
-from robo.definition import NAME, SLUG, Baseline, Model, ProcessDefinition, Schedule
+from robo.definition import (
+    NAME,
+    SLUG,
+    Baseline,
+    Model,
+    ProcessDefinition,
+    Schedule,
+    bounded_parameters,
+)
 from robo.errors import DefinitionError, OverlayError, Problem
 from robo.loader import (
     MAX_DEFINITION_BYTES,
@@ -43,14 +51,23 @@ class Overlay(Model):
         default=None,
         description="Schedule fields replacing the process's (a full block if it has none).",
     )
-    timezone: str | None = Field(default=None, description="IANA zone for this process here.")
-    calendar: str | None = Field(default=None, description="Holiday calendar: FR, FR-973...")
+    timezone: str | None = Field(
+        default=None, max_length=255, description="IANA zone for this process here."
+    )
+    calendar: str | None = Field(
+        default=None, max_length=255, description="Holiday calendar: FR, FR-973..."
+    )
     baseline: Baseline | None = Field(
         default=None, description="Manual time measured in this region (replaces the origin's)."
     )
     secrets: dict[SecretName, SecretName] = Field(
         default_factory=dict, description="Process secret name -> local secret name."
     )
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _bounded_parameters(cls, value: Any) -> Any:
+        return bounded_parameters(value)
 
     @field_validator("timezone")
     @classmethod
@@ -101,12 +118,17 @@ def parse_overlay(text: str, source: str) -> LoadedOverlay:
 
 def load_overlay(path: Path) -> LoadedOverlay:
     source = str(path)
-    if not path.is_file():
-        raise OverlayError([Problem(source, None, "", "no such file")])
-    if path.stat().st_size > MAX_DEFINITION_BYTES:
-        raise OverlayError([Problem(source, None, "", "overlay file is too large")])
     try:
-        text = path.read_bytes().decode("utf-8")
+        if not path.is_file():
+            raise OverlayError([Problem(source, None, "", "no such file")])
+        if path.stat().st_size > MAX_DEFINITION_BYTES:
+            raise OverlayError([Problem(source, None, "", "overlay file is too large")])
+        raw = path.read_bytes()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OverlayError([Problem(source, None, "", f"cannot read: {reason}")]) from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise OverlayError([Problem(source, None, "", f"not UTF-8 text ({exc.reason})")]) from None
     try:

@@ -10,18 +10,20 @@ thousands of processes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robo.clock import utcnow
@@ -45,7 +47,7 @@ from robo.storage.models import (
     VersionRow,
 )
 
-DeployOutcome = Literal["created", "new-version", "reactivated", "unchanged"]
+DeployOutcome = Literal["created", "new-version", "forked", "reactivated", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -171,57 +173,158 @@ class Registry:
         origin_region: str | None = None,
         origin_version: str | None = None,
     ) -> DeployResult:
+        """Store one version (an import gives its origin); see :meth:`deploy_many`."""
+        with self._writing() as session:
+            return self._deploy(session, loaded, origin_region, origin_version)
+
+    def deploy_many(
+        self, loaded: Sequence[LoadedProcess], *, fork: bool = False, local_region: str = ""
+    ) -> list[DeployResult]:
+        """Deploy local process folders all together, in one transaction: all or nothing.
+
+        A process imported from another region keeps its lineage: deploying a local
+        folder over it is refused (its origin would be lost), unless ``fork`` records the
+        new version as a local fork of that origin (the origin region and version are
+        kept on the version, and the registry event is 'fork'). A process whose active
+        version is already a local fork goes on being one.
+        """
+        with self._writing() as session:
+            return [self._deploy_local(session, one, fork, local_region) for one in loaded]
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Session]:
+        try:
+            with self.db.session() as session:
+                yield session
+        except IntegrityError:  # another deploy stored the same version meanwhile
+            raise RegistryError(
+                "another deploy changed the registry at the same time; nothing was stored: "
+                "run the command again"
+            ) from None
+
+    def _deploy_local(
+        self, session: Session, loaded: LoadedProcess, fork: bool, local_region: str
+    ) -> DeployResult:
+        definition = loaded.definition
+        lineage = self._lineage(session, definition.id, local_region)
+        if lineage is None:
+            return self._deploy(session, loaded, None, None)
+        origin_region, origin_version, forked = lineage
+        same = session.scalars(
+            select(VersionRow).where(
+                VersionRow.process_id == definition.id,
+                VersionRow.version == definition.version,
+                VersionRow.content_hash == loaded.content_hash,
+            )
+        ).one_or_none()
+        if same is not None:  # this very version is here: nothing is lost
+            return self._deploy(session, loaded, same.origin_region, same.origin_version)
+        if not (fork or forked):
+            raise RegistryError(
+                f"{definition.id} was imported from {origin_region} (version {origin_version}); "
+                f"deploying {loaded.source_dir} over it would drop that lineage: adapt it with "
+                "an overlay (robo overlay apply), take newer versions with robo upgrade, or "
+                f"deploy with --fork to record {definition.version} as a local fork of "
+                f"{origin_region} {origin_version}; nothing was stored"
+            )
+        return self._deploy(
+            session, loaded, origin_region, origin_version, action="fork",
+            detail=f"local fork of {origin_region} {origin_version}",
+        )  # fmt: skip
+
+    def _lineage(
+        self, session: Session, process_id: str, local_region: str
+    ) -> tuple[str, str, bool] | None:
+        """(origin region, origin version, active version is a fork) of a process adopted
+        from another region; None for a process built here (or new)."""
+        rows = session.scalars(
+            select(VersionRow)
+            .where(VersionRow.process_id == process_id, VersionRow.origin_region.is_not(None))
+            .order_by(VersionRow.id)
+        ).all()
+        foreign = [r for r in rows if r.origin_region != local_region]
+        if not foreign:
+            return None
+        process = session.get(ProcessRow, process_id)
+        active = next((r for r in foreign if process and r.id == process.active_version_id), None)
+        source = active or foreign[-1]
+        forked = (
+            active is not None
+            and (
+                session.scalar(
+                    select(func.count()).where(
+                        RegistryEventRow.process_id == process_id,
+                        RegistryEventRow.action == "fork",
+                        RegistryEventRow.version == active.version,
+                    )
+                )
+                or 0
+            )
+            > 0
+        )
+        return str(source.origin_region), source.origin_version or source.version, forked
+
+    def _deploy(
+        self,
+        session: Session,
+        loaded: LoadedProcess,
+        origin_region: str | None,
+        origin_version: str | None,
+        *,
+        action: str = "deploy",
+        detail: str = "",
+    ) -> DeployResult:
         definition = loaded.definition
         digest = loaded.content_hash
         now = utcnow()
-        with self.db.session() as session:
-            process = session.get(ProcessRow, definition.id)
-            existing = session.scalars(
-                select(VersionRow).where(
-                    VersionRow.process_id == definition.id, VersionRow.version == definition.version
-                )
-            ).one_or_none()
-            if existing is not None and existing.content_hash != digest:
-                raise VersionConflict(
-                    f"{definition.id} {definition.version} is already deployed with different "
-                    f"content (hash {existing.content_hash[:12]}, deployed "
-                    f"{existing.deployed_at:%Y-%m-%d %H:%M} UTC from {existing.source_path}); "
-                    f"versions are immutable: raise 'version' in "
-                    f"{loaded.source_dir / DEFINITION_FILE} (e.g. {_next_patch(definition.version)})"
-                )
-            if existing is not None and process is not None:
-                if process.active_version_id == existing.id:
-                    return DeployResult(definition.id, definition.version, digest, "unchanged")
-                self._activate(
-                    session, process, existing, "deploy", "re-activated identical content"
-                )
-                return DeployResult(definition.id, definition.version, digest, "reactivated")
-
-            version = VersionRow(
-                process_id=definition.id,
-                version=definition.version,
-                content_hash=digest,
-                definition=definition.model_dump(mode="json"),
-                definition_text=loaded.definition_text,
-                source_path=str(loaded.source_dir),
-                deployed_at=now,
-                deployed_by=self.actor,
-                origin_region=origin_region,
-                origin_version=origin_version,
-                files=[
-                    VersionFileRow(path=name, sha256=hashlib.sha256(data).hexdigest(), content=data)
-                    for name, data in sorted(loaded.files.items())
-                ],
+        process = session.get(ProcessRow, definition.id)
+        existing = session.scalars(
+            select(VersionRow).where(
+                VersionRow.process_id == definition.id, VersionRow.version == definition.version
             )
-            session.add(version)
-            session.flush()
-            outcome: DeployOutcome = "new-version"
-            if process is None:
-                process = ProcessRow(id=definition.id, enabled=True, created_at=now, updated_at=now)
-                session.add(process)
-                outcome = "created"
-            self._activate(session, process, version, "deploy", f"hash {digest[:12]}")
-            return DeployResult(definition.id, definition.version, digest, outcome)
+        ).one_or_none()
+        if existing is not None and existing.content_hash != digest:
+            raise VersionConflict(
+                f"{definition.id} {definition.version} is already deployed with different "
+                f"content (hash {existing.content_hash[:12]}, deployed "
+                f"{existing.deployed_at:%Y-%m-%d %H:%M} UTC from {existing.source_path}); "
+                f"versions are immutable: raise 'version' in "
+                f"{loaded.source_dir / DEFINITION_FILE} (e.g. {_next_patch(definition.version)})"
+            )
+        if existing is not None and process is not None:
+            if process.active_version_id == existing.id:
+                return DeployResult(definition.id, definition.version, digest, "unchanged")
+            self._activate(session, process, existing, "deploy", "re-activated identical content")
+            return DeployResult(definition.id, definition.version, digest, "reactivated")
+
+        version = VersionRow(
+            process_id=definition.id,
+            version=definition.version,
+            content_hash=digest,
+            definition=definition.model_dump(mode="json"),
+            definition_text=loaded.definition_text,
+            source_path=str(loaded.source_dir),
+            deployed_at=now,
+            deployed_by=self.actor,
+            origin_region=origin_region,
+            origin_version=origin_version,
+            files=[
+                VersionFileRow(path=name, sha256=hashlib.sha256(data).hexdigest(), content=data)
+                for name, data in sorted(loaded.files.items())
+            ],
+        )
+        session.add(version)
+        session.flush()
+        outcome: DeployOutcome = "forked" if action == "fork" else "new-version"
+        if process is None:
+            process = ProcessRow(id=definition.id, enabled=True, created_at=now, updated_at=now)
+            session.add(process)
+            outcome = "forked" if action == "fork" else "created"
+        hashed = f"hash {digest[:12]}"
+        self._activate(
+            session, process, version, action, f"{detail}, {hashed}" if detail else hashed
+        )
+        return DeployResult(definition.id, definition.version, digest, outcome)
 
     def rollback(self, process_id: str, version: str) -> DeployResult:
         with self.db.session() as session:

@@ -2,11 +2,20 @@
 
 Sources, strongest first: keyword arguments, ``ROBO_*`` environment variables,
 ``robo.toml`` (``ROBO_CONFIG`` or ``./robo.toml``), then the defaults below.
+
+``load_settings`` is the edge: every mistake in those sources (TOML syntax, a
+``ROBO_CONFIG`` that does not exist, an unknown region or log level, a database URL
+naming no database, a ``ROBO_HOME`` that is not a writable folder) becomes one
+ConfigurationError saying which source holds it and what to do.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,12 +33,15 @@ from robo.errors import ConfigurationError
 DEFAULT_CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def _config_file() -> Path:
     return Path(os.environ.get("ROBO_CONFIG", "robo.toml"))
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ROBO_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="ROBO_", extra="forbid", allow_inf_nan=False)
 
     home: Path = Field(
         default_factory=lambda: user_data_path("robo"),
@@ -47,7 +59,7 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64, description="Bots running at once on this machine."
     )
     heartbeat_seconds: float = Field(
-        default=10, gt=0, description="How often a run says it is alive."
+        default=10, gt=0, le=3_600, description="How often a run says it is alive."
     )
     executor: Literal["local", "celery"] = Field(
         default="local",
@@ -60,13 +72,20 @@ class Settings(BaseSettings):
     broker_visibility_timeout: float = Field(
         default=3600,
         gt=0,
+        le=30 * 86_400,
         description="Seconds before a broker redelivers a task a dead worker held (Redis).",
     )
     scheduler_lease_seconds: float = Field(
-        default=15, gt=0, description="A standby takes over this long after the leader stops."
+        default=15,
+        gt=0,
+        le=3_600,
+        description="A standby takes over this long after the leader stops.",
     )
     abandon_after_seconds: float = Field(
-        default=60, gt=0, description="A run silent this long is abandoned by the scheduler."
+        default=60,
+        gt=0,
+        le=86_400,
+        description="A run silent this long is abandoned by the scheduler.",
     )
     database_busy_seconds: float = Field(
         default=30, gt=0, le=3600, description="How long a SQLite write waits for another's lock."
@@ -92,16 +111,57 @@ class Settings(BaseSettings):
     fte_hours_per_year: float = Field(
         default=1607,
         gt=0,
+        le=8_784,
         description="Yearly work time of one full-time post, for FTE figures (French public service: 1,607 h).",
     )
-    log_level: str = Field(default="warning", description="debug, info, warning or error")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="warning", description="debug, info, warning or error"
+    )
     log_format: str = Field(default="console", description="console or json")
 
     @field_validator("region")
     @classmethod
-    def _slug(cls, value: str) -> str:
-        if not value or not all(c.isalnum() or c == "-" for c in value) or value != value.lower():
-            raise ValueError("a region is a lower-case slug such as 'ile-de-france'")
+    def _known_region(cls, value: str) -> str:
+        from robo.regions import REGIONS
+
+        if value in REGIONS:
+            return value
+        close = difflib.get_close_matches(value, list(REGIONS), n=3, cutoff=0.5)
+        suggestion = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ValueError(
+            f"unknown region {value!r}; {suggestion}known regions: {', '.join(sorted(REGIONS))}"
+        )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _names_a_database(cls, value: str) -> str:
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a database URL; e.g. postgresql+psycopg://user@host:5432/robo or "
+                "sqlite:////var/lib/robo/robo.db"
+            ) from None
+        if not url.database or url.database == ":memory:":
+            example = (
+                "sqlite:////var/lib/robo/robo.db"
+                if url.get_backend_name() == "sqlite"
+                else f"{url.drivername}://user@host:5432/robo"
+            )
+            raise ValueError(
+                "the URL names no database (robo would create its tables in whatever "
+                f"database the server or driver picks); name one, e.g. {example}"
+            )
         return value
 
     @field_validator("timezone")
@@ -172,19 +232,82 @@ class Settings(BaseSettings):
         return self.home / "secret.key"
 
     def ensure_home(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        """Create the data folder; a ConfigurationError naming it if that is impossible."""
+        check_home(self.home)
+
+
+def check_home(home: Path) -> None:
+    """ROBO_HOME is a folder this user can write (created if missing)."""
+    where = f"the data folder {home} (ROBO_HOME or --home)"
+    try:
+        if home.exists() and not home.is_dir():
+            kind = "a file" if home.is_file() else "not a folder (a device or special file)"
+            raise ConfigurationError(f"{where} is {kind}; point ROBO_HOME at a folder")
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home, prefix=".robo-probe-"):
+            pass
+    except ConfigurationError:
+        raise
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(
+            f"cannot write {where}: {reason}; choose a folder this user may write"
+        ) from None
+
+
+def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
+    """The TOML file's content, checked ({} when robo.toml is simply absent)."""
+    try:
+        if not path.exists():
+            if explicit:
+                raise ConfigurationError(
+                    f"ROBO_CONFIG names {path}, which does not exist; fix the path or unset "
+                    "ROBO_CONFIG"
+                )
+            return {}
+        text = path.read_text(encoding="utf-8")
+    except ConfigurationError:
+        raise
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(f"cannot read the configuration file {path}: {reason}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        where = f"{path}:{found.group(1)}" if found else str(path)
+        reason = message[: found.start()].strip() if found else message
+        raise ConfigurationError(
+            f"{where}: invalid TOML: {reason}; hint: quote text values "
+            '(region = "guyane") and check the brackets of [sections]'
+        ) from None
+
+
+def _source(field: str, overrides: dict[str, Any], config: dict[str, Any], path: Path) -> str:
+    if field in overrides:
+        return f"--{field.replace('_', '-')}"
+    if f"ROBO_{field.upper()}" in os.environ:
+        return f"ROBO_{field.upper()}"
+    if field in config:
+        return f"{field} in {path}"
+    return field
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning validation errors into a readable ConfigurationError."""
+    """Build settings from every source, or one ConfigurationError that says what to fix."""
+    path = _config_file()
+    config = _read_config(path, explicit="ROBO_CONFIG" in os.environ)
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{_source(str(err['loc'][0]), overrides, config, path) if err['loc'] else 'settings'}"
+            f": {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors(include_url=False)
         )
-        raise ConfigurationError(
-            f"invalid settings ({problems}); check ROBO_* variables and {_config_file()}"
-        ) from exc
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {_config_file()}: {exc}") from exc
+        raise ConfigurationError(f"invalid settings: {problems}") from None
+    except (OSError, ValueError) as exc:  # the file changed between the two reads
+        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    settings.ensure_home()
+    return settings

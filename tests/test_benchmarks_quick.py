@@ -95,3 +95,22 @@ def test_worker_throughput_compares_two_workers_with_one(monkeypatch: pytest.Mon
     figures = run_benchmark("worker_throughput")
     assert names(figures) == ["worker throughput, 2 workers vs 1"]
     assert all(f["baseline"] for f in figures)
+
+
+@pytest.mark.postgres
+def test_queue_overhead_compares_queue_items_with_plain_records_and_drains_with_two_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.conftest import POSTGRES_URL
+
+    monkeypatch.setenv("ROBO_BENCH_POSTGRES_URL", POSTGRES_URL)
+    figures = run_benchmark("queue_overhead")
+    assert names(figures) == [
+        "queue: take + record per item, SQLite",
+        "queue: take + record per item, PostgreSQL",
+        "queue: take + record per item, PostgreSQL + proposed index",
+        "queue: 2 workers on a 300-item queue, PostgreSQL, first 100 items",
+        "queue: 300 items drained by 2 workers, PostgreSQL + proposed index",
+    ]
+    assert all(f["baseline"] for f in figures)
+    assert "each taken once" in str(figures[-1]["note"])

@@ -1,12 +1,14 @@
 """Enter each expense claim of the spreadsheet into the HR portal, with its receipt.
 
 Called by robo: ``setup(ctx)`` once per browser context, ``process(ctx)`` once per
-row of ``input/claims.xlsx``. Receipts are read from ``input/receipts/``.
+row of ``input/claims.xlsx`` (queued in this process's queue first), ``verify(ctx)``
+for a claim a dead run left in progress. Receipts are read from ``input/receipts/``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import quote
 
 ALLOWED_RECEIPTS = (".pdf", ".png", ".jpg", ".jpeg")
 
@@ -52,6 +54,7 @@ def process(ctx):
 
     page = ctx.page
     page.goto(f"{ctx.params['portal_url']}/claims/new")
+    page.fill("#claim_ref", ctx.reference)
     page.fill("#employee_id", str(item["employee_id"]).strip())
     page.select_option("#claim_type", str(item["claim_type"]).strip())
     page.fill("#amount", as_amount(item["amount"]))
@@ -68,3 +71,12 @@ def process(ctx):
     ctx.output["claim_number"] = claim_number
     ctx.output["receipt"] = receipt_name
     ctx.log.info("claim_recorded", claim_number=claim_number, receipt=receipt_name)
+
+
+def verify(ctx):
+    """Was this claim entered before robo died? The HR portal accepts the same claim
+    twice, so entering it again would pay it twice: look its reference up first."""
+    page = ctx.page
+    page.goto(f"{ctx.params['portal_url']}/claims?ref={quote(ctx.reference)}")
+    page.wait_for_selector("#claims, #not-found")
+    return page.locator("#claims tbody tr").count() > 0

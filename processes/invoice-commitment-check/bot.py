@@ -1,7 +1,8 @@
-"""Check each invoice of the inbox against its legal commitment, then approve or reject.
+"""Check each invoice of the queue against its legal commitment, then approve or reject.
 
-Called by robo: ``setup(ctx)`` once per browser context, ``items(ctx)`` to list the
-invoices still to process, ``process(ctx)`` once per invoice.
+Called by robo: ``setup(ctx)`` once per browser context, ``process(ctx)`` once per
+invoice taken from the queue ``invoices-to-check`` (filled by invoice-inbox-dispatch),
+``verify(ctx)`` for an invoice a dead run left in progress.
 """
 
 from __future__ import annotations
@@ -33,27 +34,13 @@ def setup(ctx):
     page.wait_for_selector("#logout")
 
 
-def items(ctx):
-    """Every invoice of the inbox whose status is still 'À traiter'."""
+def verify(ctx):
+    """Was this invoice approved before robo died? True: done (credited once, not decided
+    again). False: processed again; ``process`` then decides it, or finds it rejected and
+    reports the rejection as a business exception without deciding it twice."""
     page = ctx.page
-    page.goto(f"{ctx.params['portal_url']}/invoices")
-    rows = page.locator("#invoices tbody tr")
-    found = []
-    for i in range(rows.count()):
-        cells = [c.strip() for c in rows.nth(i).locator("td").all_inner_texts()]
-        reference, supplier, amount, commitment, status = cells[:5]
-        if status != PENDING:
-            continue
-        found.append(
-            {
-                "reference": reference,
-                "supplier": supplier,
-                "amount": parse_euros(amount),
-                "commitment": commitment,
-            }
-        )
-    ctx.log.info("invoices_to_check", count=len(found))
-    yield from found
+    page.goto(f"{ctx.params['portal_url']}/invoices/{ctx.item['reference']}")
+    return page.inner_text("#status").strip() == "Validée"
 
 
 def process(ctx):
@@ -65,12 +52,15 @@ def process(ctx):
     page.goto(invoice_url)
     status = page.inner_text("#status").strip()
     if status != PENDING:
-        # A previous attempt already decided (e.g. it timed out after submitting).
+        # Decided already: by an agent, by an earlier attempt that timed out after
+        # submitting, or by a run that died (verify sent it back because it was not
+        # approved). Never decided twice.
         ctx.output["decision"] = status
         if status == "Rejetée":
             reason = page.inner_text("#rejection-reason").strip()
             ctx.business_error(f"Facture rejetée : {reason}")
-        return
+        # Nothing left to do; no minutes claimed for work robo cannot prove it did.
+        ctx.skip(f"invoice already {status.lower()} in the application")
     amount = parse_euros(page.inner_text("#amount"))
     commitment = page.inner_text("#commitment").strip()
 

@@ -18,11 +18,11 @@ def db() -> None:
 @click.pass_obj
 def current(obj: Context, as_json: bool) -> None:
     """Show the schema revision of the database and the newest one robo knows."""
-    from robo.storage.database import Database, current_revision, head_revision
+    from robo.storage.database import Database, head_revision
 
     database = Database(obj.robo.settings.effective_database_url, migrate=False)
     try:
-        found, head = current_revision(database.engine), head_revision()
+        found, head = database.revision(), head_revision()
     finally:
         database.close()
     if as_json:
@@ -48,11 +48,11 @@ def upgrade(obj: Context) -> None:
     Example:
       ROBO_DATABASE_URL=postgresql+psycopg://robo@db/robo robo db upgrade
     """
-    from robo.storage.database import Database, current_revision
+    from robo.storage.database import Database
 
     database = Database(obj.robo.settings.effective_database_url, migrate=True)
     try:
-        click.echo(f"{database.safe_url}: at revision {current_revision(database.engine)}")
+        click.echo(f"{database.safe_url}: at revision {database.revision()}")
     finally:
         database.close()
 

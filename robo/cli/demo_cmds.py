@@ -71,6 +71,10 @@ def demo(obj: Context, processes_dir: Path) -> None:
     print the hours saved, computed from the items actually processed, and
     the programme's headline; write the HTML report to ROBO_HOME/reports/.
 
+    Each sample drains its own work queue; invoice-inbox-dispatch fills the
+    queue invoices-to-check and runs before invoice-commitment-check, which
+    drains it (a dispatcher and its performer).
+
     \b
     Example:
       robo demo && robo runs && robo report
@@ -95,10 +99,11 @@ def demo(obj: Context, processes_dir: Path) -> None:
         for bar in bars:
             bar.stop()
     click.echo()
-    for r in result.runs:
+    for process_id, r in zip(result.order, result.runs, strict=True):
         click.echo(
-            f"run {r.run_id:>4}  {r.status:<10} {r.items_total:>3} items: {r.succeeded} ok, "
-            f"{r.business_exceptions} business, {r.application_exceptions} application exception(s)"
+            f"run {r.run_id:>4}  {r.status:<10} {process_id:<26} {r.items_total:>3} items: "
+            f"{r.succeeded} ok, {r.skipped} skipped, {r.business_exceptions} business, "
+            f"{r.application_exceptions} application exception(s)"
         )
     click.echo()
     rows = result.hours
@@ -113,7 +118,8 @@ def demo(obj: Context, processes_dir: Path) -> None:
     click.echo(f"\n{result.report.headline.text}")
     click.echo(f"HTML report (charts, opens offline): {result.report_path}")
     click.echo(
-        "Next: `robo runs`, `robo run-show RUN_ID`, `robo report`, "
+        "Next: `robo runs`, `robo run-show RUN_ID`, `robo queue list`, `robo worklist` (the "
+        "business exceptions, waiting for an agent), `robo report`, "
         "`robo report --format pdf -o report.pdf`."
     )
     failed = [r for r in result.runs if r.status != "completed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -38,6 +39,28 @@ class RoboGroup(click.Group):
         except KeyboardInterrupt:
             error("interrupted")
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            # Not a RoboError: a bug, or a failure robo does not know how to explain yet.
+            # One line, never a traceback (ROBO_LOG_LEVEL=debug shows it).
+            if _debugging(ctx):
+                raise
+            lines = str(exc).strip().splitlines()
+            detail = f": {lines[0][:300]}" if lines else ""
+            error(
+                f"unexpected {type(exc).__name__}{detail} (this is a bug in robo: please report "
+                "it with the command; ROBO_LOG_LEVEL=debug shows the traceback)"
+            )
+            sys.exit(INTERNAL_ERROR)
+
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE
+
+
+def _debugging(ctx: click.Context) -> bool:
+    level = ctx.params.get("log_level") or os.environ.get("ROBO_LOG_LEVEL", "")
+    return str(level).strip().lower() == "debug"
 
 
 def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
@@ -83,6 +106,7 @@ def _register() -> None:
         db_cmds,
         demo_cmds,
         ops_cmds,
+        queue_cmds,
         registry_cmds,
         replication_cmds,
         report_cmds,
@@ -92,7 +116,7 @@ def _register() -> None:
     )
 
     modules = (registry_cmds, run_cmds, report_cmds, scheduler_cmds, replication_cmds)
-    for module in (*modules, ops_cmds, secret_cmds, db_cmds, demo_cmds):
+    for module in (*modules, queue_cmds, ops_cmds, secret_cmds, db_cmds, demo_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

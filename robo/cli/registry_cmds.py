@@ -11,6 +11,18 @@ from robo.cli.common import Context, json_option
 from robo.cli.render import note, print_json, table
 
 
+def write_output(output: Path, data: bytes) -> None:
+    """Write an -o file, or say in one line why it cannot be written."""
+    from robo.errors import RoboError
+
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise RoboError(
+            f"cannot write {output}: {exc.strerror or exc}; choose a file you may write"
+        ) from None
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @json_option
@@ -64,7 +76,7 @@ def schema(output: Path | None) -> None:
 
     text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
     if output:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text.encode("utf-8"))
         note(f"wrote {output}")
     else:
         click.echo(text, nl=False)
@@ -72,24 +84,40 @@ def schema(output: Path | None) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--fork",
+    is_flag=True,
+    help="Deploy over a process imported from another region as a local fork of it "
+    "(its origin region and version are kept).",
+)
 @json_option
 @click.pass_obj
-def deploy(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
+def deploy(obj: Context, paths: tuple[Path, ...], fork: bool, as_json: bool) -> None:
     """Validate and store immutable versions of processes; make them active.
 
     Identical content is a no-op. Changed content under an already deployed
-    version number is refused: raise the version in process.yaml. Nothing is
-    stored unless every given definition is valid.
+    version number is refused: raise the version in process.yaml. All or
+    nothing: nothing is stored unless every given definition is valid and
+    every version can be stored. A process imported from another region is
+    refused (its lineage would be lost) unless --fork records a local fork.
 
     \b
     Examples:
       robo deploy processes/               # every process folder inside
       robo deploy processes/residence-permit-entry
+      robo deploy --fork my-adapted-copy/  # a local fork of an imported process
     """
+    from robo.errors import RoboError
     from robo.loader import load_many
 
     loaded = load_many(paths)
-    results = [obj.robo.registry.deploy(process) for process in loaded]
+    robo = obj.robo
+    try:
+        results = robo.registry.deploy_many(loaded, fork=fork, local_region=robo.settings.region)
+    except RoboError as exc:
+        if len(loaded) > 1 and "nothing was stored" not in exc.message:
+            exc.args = (f"{exc.message}; nothing was stored (deploy is all or nothing)",)
+        raise
     if as_json:
         print_json(results)
         return

@@ -34,12 +34,16 @@ def table(
 ) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    grid = Table(title=title, title_justify="left", header_style="bold")
+    # Text, never markup: '[secret]' or '[bold]' in a value is printed as it is.
+    grid = Table(
+        title=None if title is None else Text(title), title_justify="left", header_style="bold"
+    )
     for name in columns:
-        grid.add_column(name, justify="right" if name in right else "left", overflow="fold")
+        grid.add_column(Text(name), justify="right" if name in right else "left", overflow="fold")
     for row in rows:
-        grid.add_row(*("" if v is None else str(v) for v in row))
+        grid.add_row(*(Text("" if v is None else str(v)) for v in row))
     Console(soft_wrap=False, width=max(100, _width())).print(grid)
 
 

@@ -41,16 +41,28 @@ def _day(value: str | None, option: str) -> dt.datetime | None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Bundle file to write."
 )
+@click.option(
+    "--with-items",
+    is_flag=True,
+    help="Also carry the items file (items.path); it often holds personal data.",
+)
 @json_option
 @click.pass_obj
 def export_cmd(
-    obj: Context, process_id: str, version: str | None, output: Path | None, as_json: bool
+    obj: Context,
+    process_id: str,
+    version: str | None,
+    output: Path | None,
+    with_items: bool,
+    as_json: bool,
 ) -> None:
     """Write a signed bundle of a process version for other regions.
 
-    The bundle holds the definition, bot code, sample input and documentation,
-    with their hashes, the origin region and version, and this region's Ed25519
-    signature (`robo keys generate` first). Never secrets, evidence or run data.
+    The bundle holds the definition, bot code and documentation, with their
+    hashes, the origin region and version, and this region's Ed25519 signature
+    (`robo keys generate` first). Never secrets, evidence or run data; the items
+    file (items.path: work items, often names and dates) only with --with-items.
+    The file is written mode 0644, for a shared catalogue.
 
     \b
     Examples:
@@ -63,7 +75,9 @@ def export_cmd(
     if output is None:
         chosen = version or robo.registry.active(process_id, with_overlay=False).definition.version
         output = Path(bundle_name(process_id, chosen))
-    result = export_bundle(robo.registry, robo.keys, process_id, version, output)
+    result = export_bundle(
+        robo.registry, robo.keys, process_id, version, output, with_items=with_items
+    )
     if as_json:
         print_json(result)
         return
@@ -368,6 +382,10 @@ def metrics_import(obj: Context, files: tuple[Path, ...], as_json: bool) -> None
             f"{r.outcome:16}  {r.region:24}  +{r.runs_added} runs  +{r.items_added} items  "
             f"({r.path})"
         )
+        for reason in r.ignored[:10]:
+            note(f"  ignored: {reason}")
+        if len(r.ignored) > 10:
+            note(f"  ... {len(r.ignored) - 10} more (--json lists them all)")
 
 
 COMMANDS: list[click.Command] = [

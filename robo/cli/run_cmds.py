@@ -191,7 +191,7 @@ def runs(
 
 
 @click.command("run-show")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=click.IntRange(1, 2**31 - 1))  # a database integer id
 @json_option
 @click.pass_obj
 def run_show(obj: Context, run_id: int, as_json: bool) -> None:

@@ -65,7 +65,9 @@ def start(obj: Context, standby: bool, slots: int | None, drain_seconds: float) 
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    service = SchedulerService(robo.settings, robo.db, robo.registry, robo.ledger, robo.executor())
+    service = SchedulerService(
+        robo.settings, robo.db, robo.registry, robo.ledger, robo.queues, robo.executor()
+    )
     note(f"scheduler {service.owner} on {robo.db.safe_url} ({robo.settings.bot_slots} bot slot(s), "
          f"region {robo.settings.region}, {robo.settings.effective_timezone})")  # fmt: skip
     service.run(stop, wait=standby, drain_seconds=drain_seconds)
@@ -109,22 +111,24 @@ def schedule(obj: Context, process_id: str | None, count: int, as_json: bool) ->
     """When processes run next, in local time, and why a fire ahead will be skipped.
 
     Without PROCESS_ID: every process with a schedule and its next run. With
-    it: the upcoming fires (skips included, with their reason) and the recent
-    decisions: the answer to "why did this not run on Monday?".
+    it: the upcoming fires (skips included, with their reason), its queue
+    triggers with the items waiting now, and the recent decisions: the answer
+    to "why did this not run on Monday?".
 
     \b
     Examples:
       robo schedule
       robo schedule residence-permit-entry --count 10
+      robo schedule invoice-check --json   # queue triggers: items waiting, runs in progress
     """
     from robo.clock import utcnow
     from robo.scheduling.decisions import DecisionLog
-    from robo.scheduling.plan import overview, upcoming
+    from robo.scheduling.plan import overview, queue_plans, upcoming
 
     robo = obj.robo
     now = utcnow()
     if process_id is None:
-        rows = [asdict(plan) for plan in overview(robo.registry, now)]
+        rows = [asdict(plan) for plan in overview(robo.registry, now, robo.queues)]
         if as_json:
             print_json(rows)
             return
@@ -132,7 +136,7 @@ def schedule(obj: Context, process_id: str | None, count: int, as_json: bool) ->
             note("no process has a schedule block")
             return
         table(None, ["process", "state", "next run (local)", "zone", "skipped before it"], [
-            (r["process_id"], r["state"], r["next_run_local"] or "-", r["timezone"],
+            (r["process_id"], r["state"], _next_run(r), r["timezone"],
              "; ".join(f"{s['at_local']}: {s['reason']}" for s in r["skipped_before"][:2]) + (" ..." if len(r["skipped_before"]) > 2 else ""))
             for r in rows
         ])  # fmt: skip
@@ -140,26 +144,45 @@ def schedule(obj: Context, process_id: str | None, count: int, as_json: bool) ->
     plan = robo.registry.firing_schedule(process_id)
     events = DecisionLog(robo.db).events(process_id, limit=20)
     fires = upcoming(plan, now, count) if plan else []
+    triggers = []
+    if plan is not None and any(entry.is_queue for entry in plan.schedule.triggers):
+        queue = robo.registry.active(process_id).definition.queue_name
+        running = len(robo.ledger.runs(process_id=process_id, status="running", limit=1000))
+        triggers = queue_plans(plan, queue, robo.queues.waiting(queue), now, running)
     if as_json:
         print_json({
             "process_id": process_id,
             "active": plan is not None,
             "upcoming": [{"at_local": f.at_local.isoformat(timespec="minutes"), "at_utc": f.at_utc.isoformat(timespec="minutes"),
                           "trigger": f.trigger, "skip_reason": f.skip_reason} for f in fires],
+            "queue_triggers": triggers,
             "recent_decisions": events,
         })  # fmt: skip
         return
     if plan is None:
         click.echo(f"{process_id}: not scheduled (no schedule block, or disabled or paused)")
     else:
-        table(f"{process_id}: upcoming ({plan.timezone}, calendar {plan.calendar})", ["local time", "trigger", "will it run"], [
-            (f"{f.at_local:%a %Y-%m-%d %H:%M}", f.trigger, f"skipped: {f.skip_reason}" if f.skip_reason else "runs")
-            for f in fires
-        ])  # fmt: skip
+        if fires or not triggers:
+            table(f"{process_id}: upcoming ({plan.timezone}, calendar {plan.calendar})", ["local time", "trigger", "will it run"], [
+                (f"{f.at_local:%a %Y-%m-%d %H:%M}", f.trigger, f"skipped: {f.skip_reason}" if f.skip_reason else "runs")
+                for f in fires
+            ])  # fmt: skip
+        if triggers:
+            table(f"{process_id}: queue triggers ({plan.timezone}, calendar {plan.calendar})", ["trigger", "queue", "runs", "now"], [
+                (t.trigger, t.queue, f"{t.running} running" if t.running is not None else "-", t.now)
+                for t in triggers
+            ])  # fmt: skip
     if events:
         table(f"{process_id}: recent decisions", ["scheduled for (UTC)", "decision", "reason", "by"], [
             (e.scheduled_for, e.decision, e.reason, e.scheduler) for e in events
         ])  # fmt: skip
+
+
+def _next_run(row: dict[str, Any]) -> str:
+    """The next timed fire, and/or each queue trigger ("when >= 20 items wait (12 now)")."""
+    parts = [row["next_run_local"]] if row["next_run_local"] else []
+    parts += [t["trigger"] for t in row["queue_triggers"]]
+    return "; ".join(parts) or "-"
 
 
 @click.command()

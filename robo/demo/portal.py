@@ -14,8 +14,9 @@ Stable element ids, per page (labels are French; ids and classes are the contrac
                                    indisponible" -- never carries .error
     /login                         #username, #password, button[type=submit] (#login);
                                    .error "Identifiants invalides"
-    /                              a#permits-link, a#invoices-link, a#outstanding-link,
-                                   a#claims-link, a#exports-link
+    /                              a#permits-link, a#permit-search-link, a#invoices-link,
+                                   a#outstanding-link, a#claims-link, a#claim-search-link,
+                                   a#exports-link
     /permits/new                   #file_number, #last_name, #first_name, #birth_date
                                    (text, JJ/MM/AAAA or AAAA-MM-JJ), select#nationality
                                    (ISO 3166 alpha-2), select#permit_type (salarie,
@@ -23,6 +24,10 @@ Stable element ids, per page (labels are French; ids and classes are the contrac
                                    button[type=submit] (#submit)
     /permits/<file_number>         .confirmation "Dossier enregistré", #receipt
                                    ("RCP-" + 10 hex), #file_number
+    /permits?number=N              form #number + #search; found: #permit-found with
+                                   #found-file-number, #found-last-name,
+                                   #found-first-name, #found-receipt, a#found-link;
+                                   absent: p.error#not-found "Aucun dossier n° N"
     /invoices                      table#invoices (Référence, Fournisseur, Montant,
                                    N° engagement, Statut), row links a.invoice-link
     /invoices/<ref>                #reference, #supplier, #amount, #commitment, #status,
@@ -30,28 +35,58 @@ Stable element ids, per page (labels are French; ids and classes are the contrac
                                    after a decision: .confirmation
     /commitments?number=EJ-...     form #number + #search; #commitment-number,
                                    #remaining, #initial; .error "Engagement inconnu"
-    /outstanding?page=N            table#outstanding (Référence, Objet, Responsable,
-                                   Courriel, Jours de retard), 10 rows a page,
-                                   a.next (absent on the last page), a.prev, #page
-    /outstanding/<ref>             #reference, #manager, #email, button#remind;
+    /outstanding?page=N            table#outstanding (Référence, N° de relance, Objet,
+                                   Responsable, Courriel, Jours de retard), 10 rows a
+                                   page, a.next (absent on the last page), a.prev,
+                                   #page; N° de relance = reference + ISO week
+                                   ("REL-2024-001-2024S23": one reminder a week)
+    /outstanding/<ref>             #reference, #reminder-number, #manager, #email,
+                                   #reminders-sent, button#remind;
                                    no e-mail: .error "Aucun responsable à relancer"
                                    and no #remind; after POST: .confirmation
-    /claims/new                    #employee_id, select#claim_type (transport, repas,
+    /claims/new                    #claim_ref (optional: the sender's reference),
+                                   #employee_id, select#claim_type (transport, repas,
                                    hebergement, formation), #amount, #date (date),
-                                   #receipt (file: PDF, PNG or JPEG), button#submit
-    /claims/<claim_number>         .confirmation "Demande enregistrée", #claim_number
+                                   #receipt (file: PDF, PNG or JPEG), button#submit;
+                                   the same claim_ref twice makes two claims (as in
+                                   the real application)
+    /claims/<claim_number>         .confirmation "Demande enregistrée", #claim_number,
+                                   #claim_ref
+    /claims?ref=R                  form #ref + #search; table#claims (N° demande,
+                                   Référence, Agent, Montant), one row per claim with
+                                   that claim_ref; none: p.error#not-found
     /exports?unit=U&period=P       form #unit, #period (AAAA-MM), button#search;
                                    #count and button#download (POST, CSV attachment);
                                    .error "Service inconnu" / "Période invalide"
 
 Test endpoints (no login): ``GET /api/state`` (JSON snapshot), ``POST /api/reset``,
-``POST /api/faults`` with JSON ``{"failure_rate": 0.5, "latency_ms": 100,
-"fail_next": 2}``, ``GET /api/health`` and ``GET /slow?seconds=N``.
+``GET /api/faults``, ``POST /api/faults`` with JSON ``{"failure_rate": 0.5,
+"latency_ms": 100, "fail_next": 2, "hold": {...}, "release": true}``,
+``GET /api/updates``, ``GET /api/updates/<reference>``, ``GET /api/health`` and
+``GET /slow?seconds=N``.
 
 Fault injection applies to form POSTs other than ``/login`` (so logging in stays
 deterministic): ``fail_next`` makes the next N fail with a 503, then ``failure_rate``
 applies. A failed POST changes nothing. ``latency_ms`` is added to every response
-except ``/api/*``.
+except ``/api/*``. ``hold: {"reference": R, "seconds": N, "phase": "after"}`` holds
+the next update of reference R (any kind below) for N seconds, once: ``after`` the
+change is applied (then answers normally), or ``before`` it (then answers 503 and
+changes nothing). While it waits, R is listed in the faults' ``holding``; a reset or
+``"release": true`` ends every hold at once. Tests use it to kill a bot at a known
+point of an item.
+
+Updates counted per reference (``GET /api/updates`` ->
+``{"<kind>": {"<reference>": count}}``; ``GET /api/updates/<reference>`` ->
+``{"reference", "updates": {kind: count}, "attempts": {kind: count}}``): each
+count is one real application of the change, so exactly-once can be read from the
+application's side. ``attempts`` also counts submissions the application refused
+(a duplicate file, an invoice already decided, a business error)::
+
+    permit_recorded     a file created by /permits/new          key: file number
+    invoice_decided     an invoice approved or rejected          key: invoice reference
+    reminder_sent       a reminder sent (each POST sends one)    key: N° de relance
+    claim_recorded      a claim created (each POST creates one)  key: claim_ref, else claim number
+    export_downloaded   an export CSV downloaded                 key: UNIT/PERIOD
 """
 
 from __future__ import annotations
@@ -63,21 +98,20 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import asdict
 from datetime import date
 from types import TracebackType
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, redirect, render_template, request, session
+from flask import Flask, Response, abort, redirect, render_template, request, session
 from flask.typing import ResponseReturnValue
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from robo.demo.portal_api import PUBLIC, add_test_api
 from robo.demo.portal_data import (
     CLAIM_CEILING,
     CLAIM_TYPES,
     EMPLOYEES,
     EXTENSION,
-    MAX_SLOW_SECONDS,
     NATIONALITIES,
     PAGE_SIZE,
     PERMIT_TYPES,
@@ -85,18 +119,20 @@ from robo.demo.portal_data import (
     PortalConfig,
     PortalState,
     euros,
+    export_key,
     export_rows,
     parse_amount,
     parse_date,
     permit_record,
     receipt_kind,
+    reminder_number,
 )
 
 __all__ = ["PortalConfig", "PortalServer", "create_app", "serve_forever"]
 
 log = logging.getLogger(__name__)
 
-PUBLIC_ENDPOINTS = {"login", "static", "slow", "api_state", "api_reset", "api_faults", "api_health"}
+PUBLIC_ENDPOINTS = {"login", "static", *PUBLIC}
 
 
 def portal_state(app: Flask) -> PortalState:
@@ -117,6 +153,22 @@ def create_app(config: PortalConfig | None = None) -> Flask:
 
     def error_page(template: str, status: int = 422, **context: Any) -> ResponseReturnValue:
         return render_template(template, **context), status
+
+    def unavailable() -> Response:
+        body = render_template("unavailable.html")
+        return Response(body, status=503, headers={"Retry-After": "1"})
+
+    def held(reference: str, phase: str) -> bool:
+        """Apply the hold fault if it targets this update; True if it must now fail (503)."""
+        taken = state.take_hold(reference, phase)
+        if taken is None:
+            return False
+        seconds, release = taken
+        try:
+            release.wait(seconds)
+        finally:
+            state.end_hold(reference)
+        return phase == "before"
 
     @app.before_request
     def _before() -> ResponseReturnValue | None:
@@ -140,8 +192,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
                 if fail:
                     faults.served += 1
             if fail:
-                body = render_template("unavailable.html")
-                return Response(body, status=503, headers={"Retry-After": "1"})
+                return unavailable()
         return None
 
     # --- login ---
@@ -187,6 +238,11 @@ def create_app(config: PortalConfig | None = None) -> Flask:
     def permit_new() -> ResponseReturnValue:
         if request.method == "GET":
             return permit_form({})
+        number = request.form.get("file_number", "").strip()
+        if number and held(number, "before"):
+            return unavailable()
+        if number:
+            state.attempted("permit_recorded", number)
         values = {
             k: request.form.get(k, "").strip()
             for k in (
@@ -231,7 +287,19 @@ def create_app(config: PortalConfig | None = None) -> Flask:
                 values["nationality"],
                 values["permit_type"],
             )
+            state.updated("permit_recorded", values["file_number"])
+        held(values["file_number"], "after")
         return redirect(f"/permits/{values['file_number']}")
+
+    @app.route("/permits")
+    def permit_search() -> ResponseReturnValue:
+        number = request.args.get("number", "").strip()
+        with state.lock:
+            found = state.permits.get(number) if number else None
+            permit = dict(found) if found else None
+        return render_template("permit_search.html", number=number, permit=permit), (
+            404 if number and permit is None else 200
+        )
 
     @app.route("/permits/<number>")
     def permit_view(number: str) -> ResponseReturnValue:
@@ -272,10 +340,13 @@ def create_app(config: PortalConfig | None = None) -> Flask:
 
     @app.post("/invoices/<ref>/approve")
     def invoice_approve(ref: str) -> ResponseReturnValue:
+        if held(ref, "before"):
+            return unavailable()
         with state.lock:
             invoice = state.invoices.get(ref)
             if invoice is None:
                 abort(404)
+            state.attempted("invoice_decided", ref)
             if invoice["status"] != "À traiter":
                 return invoice_page(ref, error="Facture déjà traitée", status=409)
             commitment = state.commitments.get(invoice["commitment"])
@@ -288,15 +359,20 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             commitment["remaining"] = round(commitment["remaining"] - invoice["amount"], 2)
             invoice["status"] = "Validée"
             state.decisions.append({"reference": ref, "decision": "approved", "reason": ""})
+            state.updated("invoice_decided", ref)
+        held(ref, "after")
         return invoice_page(ref, message="Facture validée")
 
     @app.post("/invoices/<ref>/reject")
     def invoice_reject(ref: str) -> ResponseReturnValue:
         reason = request.form.get("reason", "").strip()
+        if held(ref, "before"):
+            return unavailable()
         with state.lock:
             invoice = state.invoices.get(ref)
             if invoice is None:
                 abort(404)
+            state.attempted("invoice_decided", ref)
             if invoice["status"] != "À traiter":
                 return invoice_page(ref, error="Facture déjà traitée", status=409)
             if not reason:
@@ -304,6 +380,8 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             invoice["status"] = "Rejetée"
             invoice["reason"] = reason
             state.decisions.append({"reference": ref, "decision": "rejected", "reason": reason})
+            state.updated("invoice_decided", ref)
+        held(ref, "after")
         return invoice_page(ref, message="Facture rejetée")
 
     @app.route("/commitments")
@@ -330,7 +408,9 @@ def create_app(config: PortalConfig | None = None) -> Flask:
         except ValueError:
             page = 1
         with state.lock:
-            rows = [dict(r) for r in state.outstanding.values()]
+            rows = [
+                dict(r, number=reminder_number(r["reference"])) for r in state.outstanding.values()
+            ]
         pages = max(1, -(-len(rows) // PAGE_SIZE))
         shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         return render_template("outstanding.html", rows=shown, page=page, pages=pages)
@@ -347,7 +427,12 @@ def create_app(config: PortalConfig | None = None) -> Flask:
         if not row["email"] and error is None:
             error = "Aucun responsable à relancer"
         return render_template(
-            "outstanding_item.html", row=row, message=message, error=error, sent=sent
+            "outstanding_item.html",
+            row=row,
+            number=reminder_number(ref),
+            message=message,
+            error=error,
+            sent=sent,
         ), status
 
     @app.route("/outstanding/<ref>")
@@ -356,15 +441,21 @@ def create_app(config: PortalConfig | None = None) -> Flask:
 
     @app.post("/outstanding/<ref>/remind")
     def outstanding_remind(ref: str) -> ResponseReturnValue:
+        number = reminder_number(ref)
+        if held(number, "before"):
+            return unavailable()
         with state.lock:
             row = state.outstanding.get(ref)
             if row is None:
                 abort(404)
+            state.attempted("reminder_sent", number)
             if not row["email"]:
                 return reminder_page(ref, status=422)
             state.reminders.append(
                 {"reference": ref, "email": row["email"], "manager": row["manager"]}
             )
+            state.updated("reminder_sent", number)
+        held(number, "after")
         return reminder_page(ref, message=f"Relance envoyée à {row['email']}")
 
     # --- HR claims with an upload ---
@@ -380,8 +471,13 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             return claim_form({})
         values = {
             k: request.form.get(k, "").strip()
-            for k in ("employee_id", "claim_type", "amount", "date")
+            for k in ("claim_ref", "employee_id", "claim_type", "amount", "date")
         }
+        claim_ref = values["claim_ref"]
+        if claim_ref and held(claim_ref, "before"):
+            return unavailable()
+        if claim_ref:
+            state.attempted("claim_recorded", claim_ref)
         if values["employee_id"] not in EMPLOYEES:
             return claim_form(values, f"Agent inconnu : {values['employee_id'] or '(vide)'}")
         if values["claim_type"] not in CLAIM_TYPES:
@@ -406,6 +502,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             state.claims.append(
                 {
                     "claim_number": number,
+                    "claim_ref": claim_ref,
                     "employee_id": values["employee_id"],
                     "claim_type": values["claim_type"],
                     "amount": amount,
@@ -415,7 +512,19 @@ def create_app(config: PortalConfig | None = None) -> Flask:
                     "receipt_size": len(content),
                 }
             )
+            state.updated("claim_recorded", claim_ref or number)
+        if claim_ref:
+            held(claim_ref, "after")
         return redirect(f"/claims/{number}")
+
+    @app.route("/claims")
+    def claim_search() -> ResponseReturnValue:
+        ref = request.args.get("ref", "").strip()
+        with state.lock:
+            found = [dict(c) for c in state.claims if ref and c["claim_ref"] == ref]
+        return render_template(
+            "claim_search.html", ref=ref, claims=found, employees=EMPLOYEES, euros=euros
+        ), (404 if ref and not found else 200)
 
     @app.route("/claims/<number>")
     def claim_view(number: str) -> ResponseReturnValue:
@@ -457,6 +566,11 @@ def create_app(config: PortalConfig | None = None) -> Flask:
     def exports_download() -> ResponseReturnValue:
         unit = request.form.get("unit", "").strip()
         period = request.form.get("period", "").strip()
+        key = export_key(unit, period)
+        if unit and held(key, "before"):
+            return unavailable()
+        if unit:
+            state.attempted("export_downloaded", key)
         error = check_export(unit, period)
         if error is not None:
             return render_template(
@@ -471,6 +585,8 @@ def create_app(config: PortalConfig | None = None) -> Flask:
         writer.writerows(rows)
         with state.lock:
             state.exports.append({"unit": unit, "period": period, "rows": len(rows)})
+            state.updated("export_downloaded", key)
+        held(key, "after")
         filename = f"nouveaux-dossiers-{unit}-{period}.csv"
         return Response(
             buffer.getvalue().encode("utf-8"),
@@ -478,52 +594,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
-    # --- test endpoints ---
-
-    @app.route("/slow")
-    def slow() -> ResponseReturnValue:
-        try:
-            seconds = float(request.args.get("seconds", "1"))
-        except ValueError:
-            seconds = 1.0
-        seconds = min(max(seconds, 0.0), MAX_SLOW_SECONDS)
-        time.sleep(seconds)
-        return render_template("slow.html", seconds=seconds)
-
-    @app.get("/api/health")
-    def api_health() -> ResponseReturnValue:
-        return jsonify(status="ok")
-
-    @app.get("/api/state")
-    def api_state() -> ResponseReturnValue:
-        return jsonify(state.snapshot())
-
-    @app.post("/api/reset")
-    def api_reset() -> ResponseReturnValue:
-        state.reset()
-        return jsonify(state.snapshot())
-
-    @app.post("/api/faults")
-    def api_faults() -> ResponseReturnValue:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            return jsonify(error="expected a JSON object"), 400
-        try:
-            with state.lock:
-                if "failure_rate" in data:
-                    rate = float(data["failure_rate"])
-                    if not 0.0 <= rate <= 1.0:
-                        raise ValueError("failure_rate must be between 0 and 1")
-                    state.faults.failure_rate = rate
-                if "latency_ms" in data:
-                    state.faults.latency_ms = max(0, int(data["latency_ms"]))
-                if "fail_next" in data:
-                    state.faults.fail_next = max(0, int(data["fail_next"]))
-                faults = asdict(state.faults)
-        except (TypeError, ValueError) as exc:
-            return jsonify(error=str(exc)), 400
-        return jsonify(faults)
-
+    add_test_api(app, state)
     return app
 
 

@@ -17,6 +17,22 @@ EXTENSION = "robo_portal"
 PAGE_SIZE = 10
 CLAIM_CEILING = 1500.0
 MAX_SLOW_SECONDS = 300.0
+MAX_HOLD_SECONDS = 600.0
+
+#: What the portal counts per reference (``GET /api/updates``): each is one real
+#: application of a change, so a reference counted twice was changed twice. A
+#: submission the application refuses (a duplicate file, an invoice already decided,
+#: a business error) is an attempt, not an update.
+UPDATE_KINDS = {
+    "permit_recorded": "a residence-permit file created (/permits/new), by file number",
+    "invoice_decided": "an invoice approved or rejected (/invoices/<ref>), by invoice",
+    "reminder_sent": "a reminder sent (/outstanding/<ref>/remind), by reminder number "
+    "(the item's reference and the ISO week, see reminder_number)",
+    "claim_recorded": "an expense claim created (/claims/new), by its claim_ref "
+    "(or claim number when none is given)",
+    "export_downloaded": "an export CSV downloaded (/exports/download), by UNIT/PERIOD",
+}
+HOLD_PHASES = ("before", "after")
 
 NATIONALITIES = {
     "DZ": "Algérie", "BR": "Brésil", "CM": "Cameroun", "CN": "Chine", "CI": "Côte d'Ivoire",
@@ -105,6 +121,28 @@ class Faults:
     latency_ms: int = 0
     fail_next: int = 0
     served: int = 0  # 503 answers given so far
+    # One-shot: the next update for this reference is held this long, "before" it is
+    # applied (then answered 503, changing nothing) or "after" (then answered normally).
+    hold: dict[str, Any] | None = None
+    holding: list[str] = field(default_factory=list)  # references held right now
+
+
+def parse_hold(value: Any) -> dict[str, Any] | None:
+    """``{"reference": "2024-75-00203", "seconds": 30, "phase": "after"}`` or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not str(value.get("reference", "")).strip():
+        raise ValueError('hold takes {"reference": REF, "seconds": N, "phase": "before|after"}')
+    unknown = sorted(set(value) - {"reference", "seconds", "phase"})
+    if unknown:
+        raise ValueError(f"hold: unknown key(s) {', '.join(unknown)}")
+    seconds = float(value.get("seconds", 30))
+    if not 0 < seconds <= MAX_HOLD_SECONDS:
+        raise ValueError(f"hold.seconds must be above 0 and at most {MAX_HOLD_SECONDS:g}")
+    phase = str(value.get("phase", "after"))
+    if phase not in HOLD_PHASES:
+        raise ValueError(f"hold.phase must be one of {', '.join(HOLD_PHASES)}")
+    return {"reference": str(value["reference"]).strip(), "seconds": seconds, "phase": phase}
 
 
 @dataclass
@@ -123,6 +161,10 @@ class PortalState:
     reminders: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
     exports: list[dict[str, Any]] = field(default_factory=list)
+    # kind -> reference -> count: real updates, and every submission the application saw.
+    updates: dict[str, dict[str, int]] = field(default_factory=dict)
+    attempts: dict[str, dict[str, int]] = field(default_factory=dict)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -130,6 +172,7 @@ class PortalState:
     def reset(self) -> None:
         with self.lock:
             cfg = self.config
+            self.release_held()
             self.faults = Faults(cfg.failure_rate, cfg.latency_ms, 0, 0)
             self.rng = random.Random(cfg.seed)
             self.permits = {}
@@ -164,6 +207,49 @@ class PortalState:
                     "days_late": 5 + (i * 17) % 60,
                 }
             self.decisions, self.reminders, self.claims, self.exports = [], [], [], []
+            self.updates = {kind: {} for kind in UPDATE_KINDS}
+            self.attempts = {kind: {} for kind in UPDATE_KINDS}
+
+    def release_held(self) -> None:
+        """Wake every held request now (a reset, or ``{"release": true}``)."""
+        with self.lock:
+            self.release.set()
+            self.release = threading.Event()
+
+    def attempted(self, kind: str, reference: str) -> None:
+        """A submission reached the application (whether or not it is refused)."""
+        with self.lock:
+            counts = self.attempts[kind]
+            counts[reference] = counts.get(reference, 0) + 1
+
+    def updated(self, kind: str, reference: str) -> None:
+        """The change was applied; call under ``lock`` with the change itself."""
+        with self.lock:
+            counts = self.updates[kind]
+            counts[reference] = counts.get(reference, 0) + 1
+
+    def updates_of(self, reference: str) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "reference": reference,
+                "updates": {k: c[reference] for k, c in self.updates.items() if reference in c},
+                "attempts": {k: c[reference] for k, c in self.attempts.items() if reference in c},
+            }
+
+    def take_hold(self, reference: str, phase: str) -> tuple[float, threading.Event] | None:
+        """The hold fault, if it targets this reference and phase (it is used up)."""
+        with self.lock:
+            hold = self.faults.hold
+            if hold is None or hold["reference"] != reference or hold["phase"] != phase:
+                return None
+            self.faults.hold = None
+            self.faults.holding.append(reference)
+            return float(hold["seconds"]), self.release
+
+    def end_hold(self, reference: str) -> None:
+        with self.lock:
+            if reference in self.faults.holding:
+                self.faults.holding.remove(reference)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -179,6 +265,7 @@ class PortalState:
                 "reminders": [dict(r) for r in self.reminders],
                 "claims": [dict(c) for c in self.claims],
                 "exports": [dict(e) for e in self.exports],
+                "updates": {kind: dict(counts) for kind, counts in self.updates.items()},
                 "faults": asdict(self.faults),
             }
 
@@ -197,6 +284,19 @@ def permit_record(
         "receipt": receipt,
         "seeded": seeded,
     }
+
+
+def reminder_number(reference: str, today: date | None = None) -> str:
+    """The reminder of an overdue item for this week's campaign: 'REL-2024-001-2024S23'.
+
+    One reminder per item and ISO week: the weekly process's unique reference."""
+    year, week, _ = (today or date.today()).isocalendar()
+    return f"{reference}-{year}S{week:02d}"
+
+
+def export_key(unit: str, period: str) -> str:
+    """One export: 'DIRIM-75/2024-05' (the sample's reference, one per unit and month)."""
+    return f"{unit}/{period}"
 
 
 def euros(amount: float) -> str:

@@ -1,6 +1,8 @@
 """The demo: sample portal, sample processes, real runs, hours saved, the HTML report.
 
-It never touches stored secrets: the portal password is made up for this demo
+Each sample drains its work queue; a dispatcher (a process that adds items to
+another's queue) runs before the performers (``items.source: queue``) that drain
+it. It never touches stored secrets: the portal password is made up for this demo
 and reaches its bots only (and the redactor), never the secret store.
 """
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from robo.clock import utcnow
 from robo.errors import InputError
-from robo.loader import load_many
+from robo.loader import LoadedProcess, load_many
 from robo.registry import DeployResult, Registry
 from robo.reports.hours import ProcessHours, hours_by_process
 from robo.reports.report import Report
@@ -33,6 +35,13 @@ class DemoResult:
     hours: list[ProcessHours]
     report: Report
     report_path: Path
+    order: list[str] = dataclasses.field(default_factory=list)  # process of each run
+
+
+def run_order(processes: list[LoadedProcess]) -> list[LoadedProcess]:
+    """Performers (``items.source: queue``) last: the processes that feed their queues
+    (dispatchers) run first, so the performers find their items waiting."""
+    return sorted(processes, key=lambda p: p.definition.items.source == "queue")
 
 
 def run_demo(
@@ -68,7 +77,8 @@ def run_demo(
         announce(f"sample portal running at {portal_url}")
         deployed = [registry.deploy(process) for process in loaded]
         results = []
-        for process in loaded:
+        order = run_order(loaded)
+        for process in order:
             pid = process.definition.id
             params = (
                 {"portal_url": portal.url} if "portal_url" in process.definition.parameters else {}
@@ -84,6 +94,7 @@ def run_demo(
         hours_by_process(db, since=since),
         report,
         report_path,
+        [p.definition.id for p in order],
     )
 
 

@@ -66,7 +66,10 @@ def read_entries(path: Path, limits: Limits, only: set[str] | None = None) -> di
                 for info in infos
                 if not info.is_dir() and (only is None or info.filename in only)
             }
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError,
+        ValueError, KeyError, struct.error, UnicodeDecodeError,
+    ) as exc:  # fmt: skip
         raise BundleError(f"{path} is not a readable bundle (corrupt zip: {exc})") from None
 
 
@@ -85,6 +88,8 @@ def _check_infos(path: Path, infos: list[zipfile.ZipInfo], limits: Limits) -> No
             raise BundleError(f"{path}: entry '{name}' is a symbolic link; refused")
         if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             raise BundleError(f"{path}: entry '{name}' is not a regular file; refused")
+        if info.flag_bits & 0x1:
+            raise BundleError(f"{path}: entry '{name}' is encrypted; refused")
         if name in seen:
             raise BundleError(f"{path}: entry '{name}' appears twice; refused")
         seen.add(name)
@@ -104,9 +109,41 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits, blob:
         data = handle.read(min(info.file_size, limits.entry_bytes) + 1)
     if len(data) > info.file_size or len(data) > limits.entry_bytes:
         raise BundleError(f"entry '{info.filename}' is larger than it declares; refused")
+    _check_local_header(info, blob)
     if info.compress_type == zipfile.ZIP_DEFLATED:
         _check_stream_end(info, blob)
     return data
+
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+
+
+def _check_local_header(info: zipfile.ZipInfo, blob: bytes) -> None:
+    """An entry's local header says what the central directory says about it.
+
+    zipfile reads sizes, CRC and dates from the central directory and mostly skips the
+    local copy; a bundle whose two copies disagree was altered, and is refused.
+    """
+    start = info.header_offset
+    fields = _LOCAL_HEADER.unpack(blob[start : start + _LOCAL_HEADER.size])
+    magic, version, flags, method, time, date, crc, compressed, size, name_length, _ = fields
+    year, month, day, hour, minute, second = info.date_time
+    expected = (
+        b"PK\x03\x04", info.extract_version, info.flag_bits, info.compress_type,
+        hour << 11 | minute << 5 | second // 2, (year - 1980) << 9 | month << 5 | day,
+    )  # fmt: skip
+    found = (magic, version, flags, method, time, date)
+    if not info.flag_bits & 0x08:  # no data descriptor: sizes and CRC are in the header
+        expected += (info.CRC, info.compress_size, info.file_size)
+        found += (crc, compressed, size)
+    name = blob[start + _LOCAL_HEADER.size : start + _LOCAL_HEADER.size + name_length]
+    if found != expected or name != info.orig_filename.encode(
+        "utf-8" if flags & 0x800 else "cp437"
+    ):
+        raise BundleError(
+            f"entry '{info.filename}': its local header disagrees with the archive's "
+            "directory; the bundle was altered: refused"
+        )
 
 
 def _check_stream_end(info: zipfile.ZipInfo, blob: bytes) -> None:

@@ -7,7 +7,12 @@ Layout (format ``robo-bundle``, ``format_version`` 1)::
                      files: {path: sha256}}
     signature       Ed25519 over the canonical manifest, base64
     files/...       process.yaml and the files the definition names (bot code,
-                    sample input, documentation); nothing else
+                    documentation); nothing else. The items file (``items.path``:
+                    often real names and dates) only with ``with_items``: without it
+                    the manifest does not list it, ``definition_hash`` covers the
+                    files carried, and the imported version has no default input.
+
+Bundles are written mode 0644: they are meant for a shared catalogue.
 
 Import checks, in this order, and stores nothing until all pass: size and entry
 limits, entry names and types (archive.py), manifest, format version, signature
@@ -19,23 +24,28 @@ downgrade, and the region's stored overlay against the new version.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robo.canonical import signed_bytes
 from robo.clock import utcnow
-from robo.definition import SEMVER, SLUG
-from robo.errors import BundleError, DefinitionError, DowngradeRefused, VersionConflict
-from robo.loader import DEFINITION_FILE, LoadedProcess, load_process
+from robo.definition import MAX_VERSION, SEMVER, SLUG
+from robo.errors import (
+    BundleError,
+    DefinitionError,
+    DowngradeRefused,
+    ReplicationError,
+    VersionConflict,
+)
+from robo.loader import DEFINITION_FILE, LoadedProcess, content_hash, load_process
 from robo.overlay import check_fits, load_overlay
-from robo.replication import overlays
+from robo.replication import overlays, safejson
 from robo.replication.archive import Limits, read_entries, unsafe_name
 from robo.replication.semver import SemVer, newest
 from robo.replication.signing import sign
@@ -56,16 +66,18 @@ SUFFIX = ".robo.zip"
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=512)
+
     format: Literal["robo-bundle"]
     format_version: Literal[1]
     process_id: str = Field(pattern=SLUG)
-    version: str = Field(pattern=SEMVER)
+    version: str = Field(pattern=SEMVER, max_length=MAX_VERSION)
     origin_region: str = Field(pattern=SLUG)
-    origin_version: str = Field(pattern=SEMVER)
+    origin_version: str = Field(pattern=SEMVER, max_length=MAX_VERSION)
     signed_by: str = Field(pattern=SLUG)
-    created_at: str
+    created_at: str = Field(max_length=64)
     definition_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    files: dict[str, str]
+    files: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(max_length=1_000)
 
 
 @dataclass(frozen=True)
@@ -102,15 +114,31 @@ class ImportResult:
 
 
 def export_bundle(
-    registry: Registry, keys: KeyStore, process_id: str, version: str | None, output: Path
+    registry: Registry,
+    keys: KeyStore,
+    process_id: str,
+    version: str | None,
+    output: Path,
+    *,
+    with_items: bool = False,
 ) -> ExportResult:
-    """Write one signed bundle of a deployed version (default: the active one)."""
+    """Write one signed bundle of a deployed version (default: the active one).
+
+    The items file (``items.path``) is left out unless ``with_items``: it often holds
+    personal data (names, birth dates) that a shared catalogue must not carry.
+    """
     region = keys.region
     key = keys.private()
     if version is None:
         version = registry.active(process_id, with_overlay=False).definition.version
     pv = registry.get(process_id, version)  # as deployed: never the region's overlay
-    contents = {DEFINITION_FILE: pv.definition_text.encode(), **pv.files}
+    files = dict(pv.files)
+    digest = pv.content_hash
+    items_path = pv.definition.items.path
+    if items_path and items_path in files and not with_items:
+        del files[items_path]
+        digest = content_hash(pv.definition, files)  # what the importer will compute
+    contents = {DEFINITION_FILE: pv.definition_text.encode(), **files}
     manifest = Manifest(
         format="robo-bundle",
         format_version=1,
@@ -120,7 +148,7 @@ def export_bundle(
         origin_version=pv.origin_version or version,
         signed_by=region,
         created_at=utcnow().isoformat(timespec="seconds"),
-        definition_hash=pv.content_hash,
+        definition_hash=digest,
         files={name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())},
     )
     body = signed_bytes(manifest.model_dump(mode="json"))
@@ -139,20 +167,26 @@ def export_bundle(
 
 
 def write_zip(output: Path, entries: dict[str, bytes]) -> None:
-    """Reproducible zip (fixed timestamps, sorted order), written atomically."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=output.parent)
-    os.close(fd)
+    """Reproducible zip (fixed timestamps, sorted order), written atomically, mode 0644."""
+    tmp = ""
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=output.parent)
+        os.close(fd)
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, data in entries.items():
                 info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
                 info.external_attr = 0o100644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, data)
+        os.chmod(tmp, 0o644)  # a bundle is shared; mkstemp made it 0600
         os.replace(tmp, output)
+    except OSError as exc:
+        raise ReplicationError(
+            f"cannot write {output}: {exc.strerror or exc}; choose a file you may write"
+        ) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -163,10 +197,10 @@ def read_manifest(entries: dict[str, bytes], path: Path) -> tuple[Manifest, byte
     raw = entries.get(MANIFEST)
     if raw is None or SIGNATURE not in entries:
         raise BundleError(f"{path} has no {MANIFEST} or no {SIGNATURE}: not a robo bundle")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: {MANIFEST} is not valid JSON ({exc})") from None
+    try:  # depth bounded before parsing: a nested manifest is refused, no key needed
+        data = safejson.loads(raw, max_depth=4)
+    except ValueError as exc:
+        raise BundleError(f"{path}: {MANIFEST} cannot be read: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BundleError(f"{path}: {MANIFEST} does not describe a robo bundle")
     found = data.get("format_version")
@@ -240,7 +274,8 @@ def load_definition(bundle: VerifiedBundle) -> LoadedProcess:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         try:
-            loaded = load_process(root)
+            # The items file may have been left out (export without --with-items).
+            loaded = load_process(root, items_optional=True)
         except DefinitionError as exc:
             text = exc.message.replace(str(root), f"{path.name}:files")
             raise BundleError(f"{path}: the definition inside is not valid: {text}") from None

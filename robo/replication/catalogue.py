@@ -32,7 +32,7 @@ class CatalogueEntry:
 class Catalogue:
     folder: str
     entries: list[CatalogueEntry]
-    rejected: list[str]  # "file: why", for bundles that are unreadable or untrusted
+    rejected: list[str]  # "file: why", for bundles skipped (unreadable, unsafe, untrusted)
 
     def newest(self, process_id: str) -> CatalogueEntry | None:
         mine = [e for e in self.entries if e.manifest.process_id == process_id]
@@ -79,6 +79,10 @@ def read_catalogue(keys: KeyStore, folder: Path) -> Catalogue:
             entries.append(CatalogueEntry(path, read_signed_manifest(keys, path)))
         except RoboError as exc:
             rejected.append(f"{path.name}: {exc.message}")
+        except (ValueError, RecursionError, MemoryError, OSError) as exc:
+            # A shared catalogue holds what anyone put there: one bad file is skipped, with
+            # the reason, and never stops the listing for everyone.
+            rejected.append(f"{path.name}: unreadable ({type(exc).__name__}: {exc})"[:500])
     return Catalogue(str(folder), entries, rejected)
 
 

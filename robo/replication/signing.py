@@ -1,7 +1,8 @@
 """Ed25519 keys: this region's private key, the public keys it trusts, signatures.
 
 The private key lives in ``ROBO_HOME/keys/<region>.key`` (PEM, mode 0600) and
-never in the database. Public keys travel as ``ed25519:<base64 of 32 bytes>``;
+never in the database; beside it, ``<region>.item-key`` (32 random bytes, 0600,
+created on first use) keys the hashes that name items in metrics files. Public keys travel as ``ed25519:<base64 of 32 bytes>``;
 ``robo keys trust REGION KEY`` stores one in the ``trusted_keys`` table.
 Bundles and metrics files are signed over their canonical JSON manifest
 (``robo.canonical.signed_bytes``). ``KeyStore`` is what services receive.
@@ -11,8 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import hashlib
 import os
+import re
+import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +32,62 @@ from robo.storage.database import Database
 from robo.storage.models import TrustedKeyRow
 
 PREFIX = "ed25519:"
+ITEM_SECRET_BYTES = 32
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def key_file(home: Path, region: str) -> Path:
     return home / "keys" / f"{region}.key"
+
+
+def item_secret_file(home: Path, region: str) -> Path:
+    return home / "keys" / f"{region}.item-key"
+
+
+def load_or_create_item_secret(home: Path, region: str) -> bytes:
+    """This region's key for item hashes in metrics files (created once, mode 0600)."""
+    path = item_secret_file(home, region)
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".item-key-", dir=path.parent)  # mode 0600
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(secrets.token_bytes(ITEM_SECRET_BYTES))
+                os.link(tmp, path)  # atomic, and never replaces a key made meanwhile
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise ConfigurationError(
+                f"item key {path} is readable by others (mode {mode:o}); run: chmod 600 {path}"
+            )
+        secret = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot use the item key {path}: {exc.strerror or exc}") from None
+    if len(secret) != ITEM_SECRET_BYTES:
+        raise ConfigurationError(
+            f"item key {path} is not {ITEM_SECRET_BYTES} bytes; restore it from a backup "
+            "(or delete it: item hashes in later metrics files will differ from earlier ones)"
+        )
+    return secret
+
+
+def check_region(region: str) -> str:
+    """A region name robo knows (a typo would make a key that never verifies anything)."""
+    from robo.regions import REGIONS
+
+    if region in REGIONS:
+        return region
+    close = difflib.get_close_matches(region.lower(), list(REGIONS), n=3, cutoff=0.5)
+    shown = region if _SLUG.match(region) else repr(region)[:70]
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise ReplicationError(
+        f"unknown region {shown}; {hint}regions are lower-case names such as "
+        "'ile-de-france' or 'guyane' (robo regions: see docs/replication.md)"
+    )
 
 
 def public_text(key: Ed25519PublicKey) -> str:
@@ -142,6 +199,10 @@ class KeyStore:
     def private(self) -> Ed25519PrivateKey:
         return load_private(self.home, self.region)
 
+    def item_secret(self) -> bytes:
+        """The key of this region's item hashes in metrics files (made on first use)."""
+        return load_or_create_item_secret(self.home, self.region)
+
     def generate(self, *, force: bool = False) -> GeneratedKey:
         """Create this region's key and trust it here (so its own bundles verify)."""
         created = generate(self.home, self.region, force=force)
@@ -155,6 +216,7 @@ class KeyStore:
         return KeyList(self.region, local, self.trusted())
 
     def trust(self, region: str, public_key: str, *, replace: bool = False) -> TrustedKey:
+        check_region(region)
         text = public_text(parse_public(public_key))
         now = utcnow()
         with self.db.session() as session:

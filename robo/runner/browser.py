@@ -4,6 +4,13 @@ robo finds a system Chromium (``ROBO_CHROMIUM``, then Debian's
 ``/usr/bin/chromium``) and falls back to Playwright's managed browser. It keeps
 the process ids of every Chromium it started so a crash, a timeout or the end of
 the run can kill exactly those and check that none is left.
+
+Playwright writes raw traces (typed values included), downloads and Chromium's
+profile into temporary folders of the driver's ``TMPDIR``; a run killed with its
+driver and browser (kill -9, the OOM killer) leaves them behind. So each session
+gives its driver a private folder of its own, ``robo-session-<pid>-<start>-*``,
+inside the installation's ``tmp`` folder (0700), removes it when it closes, and
+when it starts removes the folders of sessions whose process is gone.
 """
 
 from __future__ import annotations
@@ -11,6 +18,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +42,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-dev-shm-usage",
 ]
+
+
+SESSION_PREFIX = "robo-session-"
+_environ_lock = threading.Lock()  # os.environ is process-wide: one driver start at a time
 
 
 def find_chromium(configured: str = "") -> str | None:
@@ -75,6 +90,70 @@ def kill_processes(processes: list[psutil.Process]) -> None:
     psutil.wait_procs(processes, timeout=5)
 
 
+def private_folder(folder: Path) -> Path:
+    """``folder``, created if needed, readable by its owner only."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+    return folder
+
+
+def _session_owner(name: str) -> tuple[int, int] | None:
+    """(pid, start second) of the process that made a session folder, from its name."""
+    parts = name.removeprefix(SESSION_PREFIX).split("-")
+    if len(parts) < 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+def _owner_alive(pid: int, started: int) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 2
+    except psutil.Error:
+        return False
+
+
+def scrub_stale(folder: Path, before: float) -> list[Path]:
+    """Remove the session folders left in ``folder`` by dead runs; returns what it removed.
+
+    Only folders older than ``before`` (a run's start) whose process is gone: a
+    folder in use by a running session (its process alive, same start time) stays.
+    """
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.glob(f"{SESSION_PREFIX}*"):
+        owner = _session_owner(entry.name)
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if owner is None or not entry.is_dir() or entry.is_symlink() or info.st_mtime >= before:
+            continue
+        if _owner_alive(*owner):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def _driver_tmpdir(folder: Path) -> Iterator[None]:
+    """Start Playwright's driver with ``TMPDIR=folder``: it takes its temporary folders
+    (artifacts, traces, Chromium's profile) from its environment, and has no option for
+    them all. The variable is put back as soon as the driver has started."""
+    with _environ_lock:
+        previous = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = str(folder)
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = previous
+
+
 @dataclass
 class BrowserSession:
     """A Playwright driver and one Chromium; contexts come and go within it."""
@@ -84,21 +163,60 @@ class BrowserSession:
     step_timeout_ms: float = 15_000
     trace: bool = False
     trace_snapshots: bool = True
+    # Where the session's private folder goes (the installation's tmp folder); None: the
+    # system's temporary folder.
+    tmp_dir: Path | None = None
     playwright: Playwright | None = None
     browser: Browser | None = None
     context: BrowserContext | None = None
     _started: dict[int, psutil.Process] = field(default_factory=dict)
+    _scratch: Path | None = None
+    _chromium_tmp: Path | None = None
+    _created: float = field(default_factory=time.time)
+
+    @property
+    def scratch_dir(self) -> Path | None:
+        """This session's private folder (0700), removed when the session closes."""
+        return self._scratch
+
+    def _make_folders(self) -> None:
+        """The session's private folder, and a short one in the system's temporary folder
+        for Chromium itself: it puts a Unix socket there, whose path may not exceed 107
+        bytes (a deep ROBO_HOME would stop it from starting). Stale ones go first."""
+        system = Path(tempfile.gettempdir())
+        parent = private_folder(self.tmp_dir) if self.tmp_dir else system
+        for folder in {parent, system}:
+            scrub_stale(folder, self._created)
+        me = psutil.Process()
+        prefix = f"{SESSION_PREFIX}{me.pid}-{int(me.create_time())}-"
+        self._scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        self._chromium_tmp = (
+            self._scratch if parent == system else Path(tempfile.mkdtemp(prefix=prefix, dir=system))
+        )
 
     def start(self) -> BrowserSession:
         from playwright.sync_api import sync_playwright
 
         if self.playwright is None:
-            self.playwright = sync_playwright().start()
+            if self._scratch is None:
+                self._make_folders()
+            assert self._scratch is not None
+            try:
+                with _driver_tmpdir(self._scratch):
+                    self.playwright = sync_playwright().start()
+            except Exception:
+                self.close()
+                raise
+        assert self._scratch is not None and self._chromium_tmp is not None
         before = {p.pid for p in chromium_descendants()}
         executable = find_chromium(self.chromium)
         try:
             self.browser = self.playwright.chromium.launch(
-                executable_path=executable, headless=self.headless, args=launch_args()
+                executable_path=executable,
+                headless=self.headless,
+                args=launch_args(),
+                traces_dir=self._scratch / "traces",
+                env={**os.environ, "TMPDIR": str(self._chromium_tmp)},
             )
         except Exception as exc:
             self.close()
@@ -162,6 +280,10 @@ class BrowserSession:
                 self.playwright.stop()
             self.playwright = None
         self.kill()  # belt and braces: nothing this session started may outlive it
+        for folder in (self._scratch, self._chromium_tmp):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._scratch = self._chromium_tmp = None
 
     @property
     def chromium_pids(self) -> list[int]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from robo.errors import BusinessException, ItemSkipped, QueueError, SecretError
 from robo.queues import NewItem, Queues
+from robo.redaction import Redactor
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -71,6 +72,16 @@ class BotContext:
                 "'secrets'; add it there"
             )
         return self._secret(name)
+
+    def secret_forms(self) -> list[str]:
+        """Every form (raw, encoded) of the secrets this bot may use: what screenshots mask."""
+        forms = Redactor()
+        for name in sorted(self._allowed_secrets):
+            try:
+                forms.add(self._secret(name))
+            except SecretError:
+                continue  # not set: then it cannot be on the page either
+        return forms.forms()
 
     def business_error(self, message: str) -> NoReturn:
         """End this item as a business exception: the data is wrong, a human takes over."""

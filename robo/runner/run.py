@@ -119,6 +119,7 @@ class RunEnvironment:
     heartbeat_seconds: float = 10.0
     # A run silent this long is dead: its items' leases last as long.
     abandon_after_seconds: float = 120.0
+    tmp_dir: Path | None = None  # Playwright's temporary files (ROBO_HOME/tmp), 0700
 
 
 def resolve_params(definition: ProcessDefinition, overrides: dict[str, str]) -> dict[str, Any]:
@@ -237,6 +238,7 @@ class ProcessRun:
             step_timeout_ms=definition.timeouts.step_seconds * 1000,
             trace=definition.evidence.trace_on_failure,
             trace_snapshots=definition.evidence.trace_snapshots,
+            tmp_dir=self.env.tmp_dir,
         )
         self.watchdog = Watchdog(self.session.kill)
         lease = self.env.abandon_after_seconds
@@ -245,6 +247,7 @@ class ProcessRun:
         )
         try:
             heartbeat.start()
+            self._check_secrets()  # before a browser starts: a missing one fails at once
             self._reclaim()
             if self.items is not None:
                 assert self.input_path is not None
@@ -378,6 +381,12 @@ class ProcessRun:
             _queues=self.env.queues,
             _run_id=getattr(self, "run_id", None),
         )
+
+    def _check_secrets(self) -> None:
+        """Every secret the definition lists resolves (SecretError names the first that
+        does not); their values are then known to the redactor before anything runs."""
+        for name in self.definition.secrets:
+            self._secret(name)
 
     def _secret(self, name: str) -> str:
         """A secret by the definition's name, under the local name the overlay maps it to."""
@@ -535,10 +544,13 @@ class ProcessRun:
 
         A chunk is cut (and discarded) at most every TRACE_WINDOW_SECONDS rather than
         around every item: two driver round trips per item cost more than the 5%
-        overhead budget on fast items. A failed attempt saves the open chunk (its
-        own actions, plus at most the window's worth before it) and closes it, so
-        every failed attempt still gets its own trace and the next starts afresh.
+        overhead budget on fast items. A failed attempt saves the open chunk and closes
+        it, so every failed attempt still gets its own trace and the next starts afresh;
+        what the chunk recorded before the attempt began (the window's other items, and
+        Playwright's network log since the context opened) is dropped from the saved
+        file, which holds this attempt only (``evidence.scrub_trace``).
         """
+        self._attempt_since = time.time()  # the saved trace starts here
         context = self.session.context
         if not self.definition.evidence.trace_on_failure or context is None:
             return False
@@ -577,22 +589,27 @@ class ProcessRun:
         if not self.session.alive:
             return kept
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        stem = self.run_dir / f"{_safe_name(reference)}-attempt{attempt}"
-        if self.definition.evidence.screenshot_on_failure:
-            secrets = self.env.redactor.forms()
-            shot = evidence.screenshot(
-                ctx.page, stem.with_suffix(".png"), self.env.redactor, secrets
-            )
-            if shot:
-                kept.append(str(shot))
+        # Not Path.with_suffix: a reference may hold a dot ('A.1').
+        stem = f"{_safe_name(reference)}-attempt{attempt}"
+        trace = None
         if tracing and self.session.context is not None:
-            # Saved below (or lost with a dead context): the next attempt starts a chunk.
+            # Saved first, so that it ends with the failure, not with the screenshot's
+            # masking. Saved (or lost with a dead context): the next attempt starts a chunk.
             self._chunk = None
             trace = evidence.save_trace(
-                self.session.context, stem.with_suffix(".trace.zip"), self.env.redactor
+                self.session.context,
+                self.run_dir / f"{stem}.trace.zip",
+                self.env.redactor,
+                since=self._attempt_since,
+                scratch=self.session.scratch_dir,
             )
-            if trace:
-                kept.append(str(trace))
+        if self.definition.evidence.screenshot_on_failure:
+            secrets = list(dict.fromkeys([*self.env.redactor.forms(), *ctx.secret_forms()]))
+            shot = evidence.screenshot(ctx.page, self.run_dir / f"{stem}.png", secrets)
+            if shot:
+                kept.append(str(shot))
+        if trace:
+            kept.append(str(trace))
         return kept
 
 

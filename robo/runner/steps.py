@@ -2,6 +2,9 @@
 
 String values are Jinja2 templates rendered in a sandbox over ``item``,
 ``params`` and ``output``; an undefined name is an error, never an empty string.
+A template the definition got wrong (a syntax error, an unknown parameter, an
+output no step produced, an unknown name) is a ConfigurationError that fails the
+run at once; a field the current item lacks is that item's business exception.
 """
 
 from __future__ import annotations
@@ -11,16 +14,29 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+    nodes,
+)
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from robo.errors import (
     ApplicationException,
     BusinessException,
+    ConfigurationError,
     ItemSkipped,
+    RoboError,
+    SecretError,
     StepError,
     TemplateProblem,
 )
+from robo.runner import evidence
 from robo.runner.context import BotContext
 from robo.step_models import (
     CheckStep,
@@ -43,7 +59,10 @@ from robo.step_models import (
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
+
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_SOURCES = ("item", "params", "output")
+_HINT = "    hint: fix it in process.yaml and deploy again"
 
 
 @lru_cache(maxsize=1024)
@@ -59,15 +78,70 @@ def render(template: str, ctx: BotContext, **extra: Any) -> str:
         return _compiled(template).render(
             item=ctx.item, params=ctx.params, output=ctx.output, **extra
         )
+    except UndefinedError as exc:
+        raise _undefined(template, exc, ctx, extra) from exc
+    except (TemplateSyntaxError, SecurityError) as exc:
+        raise ConfigurationError(
+            f"the definition's template '{template}' is wrong: {exc}\n{_HINT}"
+        ) from exc
     except TemplateError as exc:
         raise TemplateProblem(f"cannot fill in '{template}': {exc}") from exc
+
+
+def _undefined(
+    template: str, exc: UndefinedError, ctx: BotContext, extra: dict[str, Any]
+) -> RoboError:
+    """What an undefined name means: the definition is wrong (ConfigurationError), or,
+    for a field the current item lacks, that item's data is (TemplateProblem)."""
+    tree = _env.parse(template)
+    unknown = sorted(meta.find_undeclared_variables(tree) - {*_SOURCES, *extra})
+    if unknown:
+        what = f"'{unknown[0]}', which templates do not know (item., params. or output.)"
+        return ConfigurationError(f"the definition's template '{template}' uses {what}\n{_HINT}")
+    sources = {"item": ctx.item, "params": ctx.params, "output": ctx.output}
+    lookups = [(source, key) for source, key in _lookups(tree) if key not in sources[source]]
+    for source, key in lookups:
+        if source == "params":
+            known = ", ".join(sorted(map(str, ctx.params))) or "none"
+            what = f"parameter '{key}', which is not declared (parameters: {known})"
+        elif source == "output":
+            what = f"output '{key}', which no earlier step produces"
+        else:
+            continue
+        return ConfigurationError(f"the definition's template '{template}' uses {what}\n{_HINT}")
+    if lookups:  # only item fields are left: this item's data lacks one
+        fields = ", ".join(sorted(map(str, ctx.item))) or "none"
+        return TemplateProblem(
+            f"cannot fill in '{template}': the item has no field '{lookups[0][1]}' "
+            f"(its fields: {fields})"
+        )
+    if any(name.name == "item" for name in tree.find_all(nodes.Name)):
+        return TemplateProblem(f"cannot fill in '{template}' from this item: {exc}")
+    return ConfigurationError(f"the definition's template '{template}' is wrong: {exc}\n{_HINT}")
+
+
+def _lookups(tree: nodes.Template) -> list[tuple[str, str]]:
+    """(source, key) of each constant lookup: ``item.ref``, ``params['portal_url']``..."""
+    found: list[tuple[str, str]] = []
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name in _SOURCES:
+            found.append((node.node.name, node.attr))
+    for item in tree.find_all(nodes.Getitem):
+        if (
+            isinstance(item.node, nodes.Name)
+            and item.node.name in _SOURCES
+            and isinstance(item.arg, nodes.Const)
+            and isinstance(item.arg.value, str)
+        ):
+            found.append((item.node.name, item.arg.value))
+    return found
 
 
 def run_steps(steps: list[Any], ctx: BotContext, screenshots: Path) -> None:
     for index, step in enumerate(steps):
         try:
             _run_step(step, ctx, screenshots)
-        except (BusinessException, StepError):
+        except (BusinessException, ItemSkipped, StepError, ConfigurationError, SecretError):
             raise
         except Exception as exc:
             kind = _kind(step)
@@ -139,9 +213,16 @@ def _run_step(step: Model, ctx: BotContext, screenshots: Path) -> None:
             raise ItemSkipped(render(step.skip_if.message, ctx, text=text))
     elif isinstance(step, ScreenshotStep):
         screenshots.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshots / f"{ctx.reference}-{step.screenshot.name}.png"))
+        path = screenshots / f"{safe_name(ctx.reference)}-{step.screenshot.name}.png"
+        # Secrets painted over, as in failure screenshots (StepError if it cannot be done).
+        evidence.masked_screenshot(page, path, ctx.secret_forms(), full_page=False)
     else:  # pragma: no cover - the definition model admits no other step
         raise StepError(f"unknown step {step!r}")
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file name: no separators, no dot-dot, at most 80 characters."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80].lstrip(".")
 
 
 def _expect_text(page: Page, step: ExpectTextStep, ctx: BotContext) -> None:

@@ -1,4 +1,8 @@
-"""What will happen next: upcoming fires of a schedule, with the reason for any skip."""
+"""What will happen next: upcoming fires of a schedule, with the reason for any skip.
+
+Queue triggers have no fire times: they are shown with the items waiting now
+and what a check now would do.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from robo.crontab import build_trigger
+from robo.queues import Queues
 from robo.regional import EffectiveSchedule
 from robo.registry import Registry
+from robo.scheduling.queue_trigger import describe, queue_trigger_key
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,8 @@ def upcoming(
     fires: list[UpcomingFire] = []
     horizon = now + dt.timedelta(days=horizon_days)
     for index, entry in enumerate(schedule.schedule.triggers):
+        if entry.is_queue:  # no fire times: see queue_plans
+            continue
         trigger = build_trigger(entry.cron, entry.every_minutes, schedule.timezone)
         key = entry.key(index, schedule.timezone)
         previous: dt.datetime | None = None
@@ -76,6 +84,58 @@ def next_run(
 
 
 @dataclass(frozen=True)
+class QueueTriggerPlan:
+    """A queue trigger as `robo schedule` shows it: the items waiting now, and what a check
+    now would do."""
+
+    trigger_key: str
+    queue: str
+    min_items: int
+    max_runs: int
+    waiting: int
+    running: int | None  # runs of the process in progress (None: not looked up)
+    trigger: str  # "when >= 20 items wait (12 now), at most 2 runs at once"
+    now: str  # "would start runs", "waits for 8 more items", or why it would be skipped
+
+
+def queue_plans(
+    schedule: EffectiveSchedule,
+    queue: str,
+    waiting: int,
+    now: dt.datetime,
+    running: int | None = None,
+) -> list[QueueTriggerPlan]:
+    """The schedule's queue triggers, judged now by the rules a scheduler's check applies."""
+    plans = []
+    for index, entry in enumerate(schedule.schedule.triggers):
+        if entry.queue is None:
+            continue
+        trigger = entry.queue
+        verdict: str
+        if waiting < trigger.min_items:
+            verdict = f"waits for {trigger.min_items - waiting} more item(s)"
+        elif reason := schedule.skip_reason(now):
+            verdict = f"skipped: {reason}"
+        elif running is not None and running >= trigger.max_runs:
+            verdict = f"skipped: max_runs ({running} running)"
+        else:
+            verdict = "would start runs"
+        plans.append(
+            QueueTriggerPlan(
+                trigger_key=queue_trigger_key(index),
+                queue=queue,
+                min_items=trigger.min_items,
+                max_runs=trigger.max_runs,
+                waiting=waiting,
+                running=running,
+                trigger=describe(trigger, waiting),
+                now=verdict,
+            )
+        )
+    return plans
+
+
+@dataclass(frozen=True)
 class ProcessPlan:
     """One scheduled process as `robo schedule` shows it."""
 
@@ -84,20 +144,36 @@ class ProcessPlan:
     timezone: str
     next_run_local: str | None
     skipped_before: list[dict[str, str | None]]
+    queue_triggers: list[QueueTriggerPlan]
 
 
-def overview(registry: Registry, now: dt.datetime) -> list[ProcessPlan]:
-    """Every process with a schedule block: its state, next real run and the skips before it."""
+def overview(registry: Registry, now: dt.datetime, queues: Queues) -> list[ProcessPlan]:
+    """Every process with a schedule block: its state, next real run and the skips before it,
+    and its queue triggers with the items waiting now (one count over all their queues)."""
     plans = []
+    found = []
     for summary in registry.processes():
         version = registry.active(summary.id)
-        if version.schedule is None:
-            continue
+        if version.schedule is not None:
+            found.append((summary.id, version))
+    watched = {
+        v.definition.queue_name
+        for _, v in found
+        if v.schedule and any(e.is_queue for e in v.schedule.schedule.triggers)
+    }
+    waiting = queues.waiting_counts(sorted(watched), now)
+    for process_id, version in found:
         schedule = version.schedule if version.fires else None
         fire, skipped = next_run(schedule, now) if schedule else (None, [])
+        queue = version.definition.queue_name
+        triggers = (
+            queue_plans(version.schedule, queue, waiting.get(queue, 0), now)
+            if version.schedule
+            else []
+        )
         plans.append(
             ProcessPlan(
-                process_id=summary.id,
+                process_id=process_id,
                 state="disabled"
                 if not version.enabled
                 else "paused"
@@ -109,6 +185,7 @@ def overview(registry: Registry, now: dt.datetime) -> list[ProcessPlan]:
                     {"at_local": s.at_local.isoformat(timespec="minutes"), "reason": s.skip_reason}
                     for s in skipped
                 ],
+                queue_triggers=triggers,
             )
         )
     return plans

@@ -3,7 +3,8 @@
 It waits for the leader lease, then runs APScheduler 3 with a persistent job
 store in robo's own database, keeps its jobs in step with the registry
 (deploy, disable, pause, rollback, overlays take effect without a restart),
-abandons runs whose runner died and retries what they left undone, and shuts
+abandons runs whose runner died and retries what they left undone, checks
+queue triggers every few seconds (``robo.scheduling.queue_trigger``), and shuts
 down cleanly.
 """
 
@@ -25,12 +26,20 @@ from robo.definition import ScheduleEntry
 from robo.errors import RoboError, SchedulerBusy, SchedulerLockLost
 from robo.ledger import Ledger, RunSummary
 from robo.logging import get_logger
+from robo.queues import Queues
 from robo.regional import EffectiveSchedule
 from robo.registry import Registry
 from robo.scheduling.decisions import DecisionLog
 from robo.scheduling.dispatch import Dispatcher, DispatchExecutor, fire_uid
 from robo.scheduling.executors.base import Executor, RunJob
 from robo.scheduling.lock import LeaderLock, new_owner_id
+from robo.scheduling.queue_trigger import (
+    QueueCheck,
+    QueueTriggers,
+    QueueWatch,
+    is_queue_trigger_key,
+    watches_of,
+)
 from robo.settings import Settings
 from robo.storage.database import Database
 
@@ -50,6 +59,7 @@ class SchedulerService:
         db: Database,
         registry: Registry,
         ledger: Ledger,
+        queues: Queues,
         executor: Executor,
         *,
         scheduler_factory: Callable[..., Any] | None = None,
@@ -57,14 +67,17 @@ class SchedulerService:
         lease_seconds: float | None = None,
         sync_seconds: float = 5,
         recovery_seconds: float = 15,
+        queue_check_seconds: float = 5,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.settings, self.db, self.registry, self.ledger = settings, db, registry, ledger
+        self.queues = queues
         self.owner = owner or new_owner_id()
         self.lease_seconds = lease_seconds or settings.scheduler_lease_seconds
         self.lock = LeaderLock(db, self.owner, self.lease_seconds)
         self.sync_seconds = sync_seconds
         self.recovery_seconds = recovery_seconds
+        self.queue_check_seconds = queue_check_seconds
         self.clock = clock
         self.executor = executor
         self.decisions = DecisionLog(db, self.owner)
@@ -75,6 +88,9 @@ class SchedulerService:
             schedules=lambda pid: self._schedules.get(pid),
             running=self._running_run,
             clock=clock,
+        )
+        self.queue_triggers = QueueTriggers(
+            self.decisions, executor, queues, ledger, queue_check_seconds, clock
         )
         self._running: dict[str, int] = {}
         self._running_at = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -158,15 +174,21 @@ class SchedulerService:
         self._generation = generation
         desired: dict[str, tuple[str, str, ScheduleEntry, str]] = {}
         schedules: dict[str, EffectiveSchedule | None] = {}
+        watched: list[EffectiveSchedule] = []
         for row in self.registry.schedules():
             schedule = row.schedule if row.fires else None
             schedules[row.process_id] = schedule
             if schedule is None:
                 continue
+            if any(entry.is_queue for entry in schedule.schedule.triggers):
+                watched.append(schedule)
             for index, entry in enumerate(schedule.schedule.triggers):
+                if entry.is_queue:  # checked by the service loop, not an APScheduler job
+                    continue
                 key = entry.key(index, schedule.timezone)
                 desired[f"{row.process_id}|{key}"] = (row.process_id, key, entry, schedule.timezone)
         self._schedules = schedules
+        self.queue_triggers.set_watches(self._queue_watches(watched))
         existing = self._stored_job_ids()
         removed = 0
         for job_id in existing - set(desired):
@@ -186,6 +208,28 @@ class SchedulerService:
         if added or removed:
             self.log.info("scheduler.synced", jobs=len(desired), added=added, removed=removed)
         return added, removed
+
+    def _queue_watches(self, schedules: list[EffectiveSchedule]) -> list[QueueWatch]:
+        """The queue triggers to check; only these processes' definitions are read in full
+        (for the queue they take from), once per registry change."""
+        watches: list[QueueWatch] = []
+        for schedule in schedules:
+            try:
+                queue = self.registry.active(schedule.process_id).definition.queue_name
+            except RoboError as exc:  # removed between the two reads: the next sync sees it
+                self.log.warning("scheduler.queue_watch_failed", process=schedule.process_id,
+                                 error=exc.message)  # fmt: skip
+                continue
+            watches += watches_of(schedule.process_id, queue, schedule)
+        return watches
+
+    def check_queues(self) -> list[QueueCheck]:
+        """Check every queue trigger now (the service loop calls it every few seconds)."""
+        try:
+            return self.queue_triggers.check()
+        except Exception:  # a database hiccup must not stop the scheduler; the next check retries
+            self.log.exception("schedule.queue_check_failed")
+            return []
 
     def _stored_job_ids(self) -> set[str]:
         """Job ids straight from the job store's table (no job is unpickled)."""
@@ -228,6 +272,8 @@ class SchedulerService:
             schedule = self._schedules.get(event.process_id)
             if schedule is None or event.trigger_key.startswith("recovery-of-"):
                 continue
+            if is_queue_trigger_key(event.trigger_key):
+                continue  # a queue trigger decides again on its next check
             if now - event.scheduled_for > dt.timedelta(minutes=schedule.schedule.grace_minutes):
                 continue
             uid = fire_uid(event.process_id, event.trigger_key, event.scheduled_for)
@@ -264,7 +310,7 @@ class SchedulerService:
             return
         self.start()
         renew_every = self.lease_seconds / 3
-        next_renew = next_sync = next_recovery = time.monotonic()
+        next_renew = next_sync = next_recovery = next_queues = time.monotonic()
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -281,6 +327,9 @@ class SchedulerService:
                 if now >= next_recovery:
                     self.recover()
                     next_recovery = now + self.recovery_seconds
+                if now >= next_queues:
+                    self.check_queues()
+                    next_queues = now + self.queue_check_seconds
                 stop.wait(min(1.0, renew_every))
         finally:
             self.stop(drain_seconds)

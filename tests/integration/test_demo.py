@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROCESS_IDS = [
     "hr-claims-entry",
     "invoice-commitment-check",
+    "invoice-inbox-dispatch",
     "new-files-export",
     "outstanding-reminders",
     "residence-permit-entry",
@@ -49,14 +50,18 @@ def test_the_demo_runs_every_sample_and_reports_the_hours_it_saved(tmp_path: Pat
     assert "Hours of agent work saved" in out
     for process_id in PROCESS_IDS:
         assert process_id in out
-    assert len(re.findall(r"^run +\d+ +completed ", out, flags=re.MULTILINE)) == 5
-    summary = re.search(r"^5 processes, ([\d,.]+) hours of agent work saved\.$", out, re.MULTILINE)
+    ran = re.findall(r"^run +\d+ +completed +([a-z-]+) ", out, flags=re.MULTILINE)
+    assert sorted(ran) == PROCESS_IDS
+    # The dispatcher fills the queue the performer drains: it runs first.
+    assert ran.index("invoice-inbox-dispatch") < ran.index("invoice-commitment-check")
+    assert re.search(r"invoice-commitment-check +12 items: 8 ok, 0 skipped, 4 business", out)
+    summary = re.search(r"^6 processes, ([\d,.]+) hours of agent work saved\.$", out, re.MULTILINE)
     assert summary, out
     total = float(summary.group(1).replace(",", ""))
     assert total > 0
     assert (home / "robo.db").is_file()  # SQLite in ROBO_HOME, not in the working directory
     headline = re.search(
-        r"^5 processes in production, [\d,.]+ hours saved since go-live \(\d{4}-\d{2}-\d{2}\), "
+        r"^6 processes in production, [\d,.]+ hours saved since go-live \(\d{4}-\d{2}-\d{2}\), "
         r"across 1 region\.$",
         out,
         re.MULTILINE,

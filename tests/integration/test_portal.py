@@ -5,15 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from robo.demo.portal import PortalConfig, PortalServer, create_app
+from robo.demo.portal_data import UPDATE_KINDS, reminder_number
 from robo.loader import load_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,7 +191,12 @@ def test_outstanding_table_is_paginated(page: Any, portal: PortalServer) -> None
     login(page, portal)
     page.goto(f"{portal.url}/outstanding?page=1")
     headers = page.locator("#outstanding thead th").all_inner_texts()
-    assert headers == ["Référence", "Objet", "Responsable", "Courriel", "Jours de retard"]
+    assert headers == [
+        "Référence", "N° de relance", "Objet", "Responsable", "Courriel", "Jours de retard",
+    ]  # fmt: skip
+    year, week, _ = date.today().isocalendar()
+    first = page.locator("#outstanding tbody tr").first.locator("td").all_inner_texts()
+    assert first[:2] == ["REL-2024-001", f"REL-2024-001-{year}S{week:02d}"]
     counts, references = [], []
     while True:
         rows = page.locator("#outstanding tbody tr")
@@ -298,11 +307,18 @@ def test_claim_with_an_uploaded_receipt(page: Any, portal: PortalServer, tmp_pat
 # --- without a browser -----------------------------------------------------------
 
 
+NO_HOLD = {"hold": None, "holding": []}
+
+
 def test_api_controls_faults_and_reset(portal: PortalServer) -> None:
     faults = api(portal, "/api/faults", {"failure_rate": 1.0, "latency_ms": 5, "fail_next": 2})
-    assert faults == {"failure_rate": 1.0, "latency_ms": 5, "fail_next": 2, "served": 0}
+    assert faults == {"failure_rate": 1.0, "latency_ms": 5, "fail_next": 2, "served": 0, **NO_HOLD}
+    assert api(portal, "/api/faults") == faults
     state = api(portal, "/api/reset", {})
-    assert state["faults"] == {"failure_rate": 0.0, "latency_ms": 0, "fail_next": 0, "served": 0}
+    assert state["faults"] == {
+        "failure_rate": 0.0, "latency_ms": 0, "fail_next": 0, "served": 0, **NO_HOLD,
+    }  # fmt: skip
+    assert state["updates"] == {kind: {} for kind in UPDATE_KINDS}
     assert len(state["invoices"]) == 12
     with pytest.raises(urllib.error.HTTPError) as error:
         api(portal, "/api/faults", {"failure_rate": 2})
@@ -323,6 +339,188 @@ def test_failure_rate_and_fail_next_apply_to_form_posts_only() -> None:
     statuses = [client.post("/invoices/FAC-2024-001/approve").status_code for _ in range(3)]
     assert statuses == [503, 503, 200]
     assert client.get("/api/state").get_json()["faults"]["served"] == 3
+
+
+def logged_in(config: PortalConfig | None = None) -> Any:
+    client = create_app(config or PortalConfig(password=PASSWORD)).test_client()
+    client.post("/login", data={"username": "agent", "password": PASSWORD})
+    return client
+
+
+PERMIT_FORM = {
+    "file_number": "2026-75-00001", "last_name": "Martin", "first_name": "Louise",
+    "birth_date": "01/02/1990", "nationality": "DZ", "permit_type": "salarie", "validated": "on",
+}  # fmt: skip
+
+
+def claim_form(claim_ref: str) -> dict[str, Any]:
+    return {
+        "claim_ref": claim_ref, "employee_id": "A10234", "claim_type": "transport",
+        "amount": "86,40", "date": "2024-04-03",
+        "receipt": (io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "ticket.pdf"),
+    }  # fmt: skip
+
+
+def test_updates_are_counted_per_reference_and_a_refused_submission_is_only_an_attempt() -> None:
+    client = logged_in()
+
+    assert client.post("/permits/new", data=PERMIT_FORM).status_code == 302
+    duplicate = client.post("/permits/new", data=PERMIT_FORM)
+    assert "Dossier déjà enregistré" in duplicate.get_data(as_text=True)
+    assert client.post("/invoices/FAC-2024-001/approve").status_code == 200
+    assert client.post("/invoices/FAC-2024-001/approve").status_code == 409  # already decided
+    client.post("/outstanding/REL-2024-001/remind")
+    client.post("/outstanding/REL-2024-001/remind")  # the portal reminds again: two updates
+    client.post("/outstanding/REL-2024-005/remind")  # no manager: refused
+    client.post("/claims/new", data=claim_form("NDF-2024-0101"), content_type="multipart/form-data")
+    client.post("/claims/new", data=claim_form("NDF-2024-0101"), content_type="multipart/form-data")
+    client.post("/exports/download", data={"unit": "DIRIM-75", "period": "2024-05"})
+
+    reminder = reminder_number("REL-2024-001")
+    assert client.get("/api/updates").get_json() == {
+        "permit_recorded": {"2026-75-00001": 1},
+        "invoice_decided": {"FAC-2024-001": 1},
+        "reminder_sent": {reminder: 2},
+        "claim_recorded": {"NDF-2024-0101": 2},  # the same claim twice makes two claims
+        "export_downloaded": {"DIRIM-75/2024-05": 1},
+    }
+    assert client.get("/api/updates/2026-75-00001").get_json() == {
+        "reference": "2026-75-00001",
+        "updates": {"permit_recorded": 1},
+        "attempts": {"permit_recorded": 2},
+    }
+    refused = client.get(f"/api/updates/{reminder_number('REL-2024-005')}").get_json()
+    assert (refused["updates"], refused["attempts"]) == ({}, {"reminder_sent": 1})
+    assert client.get("/api/updates/DIRIM-75/2024-05").get_json()["updates"] == {
+        "export_downloaded": 1
+    }
+    assert client.get("/api/updates/NOTHING").get_json()["updates"] == {}
+    client.post("/api/reset")
+    assert client.get("/api/updates").get_json() == {kind: {} for kind in UPDATE_KINDS}
+
+
+def test_a_failed_post_is_neither_an_update_nor_an_attempt() -> None:
+    client = logged_in()
+    client.post("/api/faults", json={"fail_next": 1})
+    assert client.post("/permits/new", data=PERMIT_FORM).status_code == 503
+    assert client.get("/api/updates/2026-75-00001").get_json()["attempts"] == {}
+
+
+def post_in_background(
+    client: Any, path: str, **kwargs: Any
+) -> tuple[threading.Thread, dict[str, Any]]:
+    answer: dict[str, Any] = {}
+
+    def post() -> None:
+        answer["status"] = client.post(path, **kwargs).status_code
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    return thread, answer
+
+
+def wait_holding(client: Any, reference: str, held: bool = True, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while (reference in client.get("/api/faults").get_json()["holding"]) != held:
+        assert time.monotonic() < deadline, f"{reference} {'never' if held else 'still'} held"
+        time.sleep(0.01)
+
+
+def test_a_hold_after_the_update_keeps_the_answer_until_released() -> None:
+    client = logged_in()
+    hold = {"reference": "FAC-2024-002", "seconds": 60, "phase": "after"}
+    assert client.post("/api/faults", json={"hold": hold}).get_json()["hold"] == hold
+
+    thread, answer = post_in_background(logged_in_like(client), "/invoices/FAC-2024-002/approve")
+    wait_holding(client, "FAC-2024-002")
+
+    assert client.get("/api/updates").get_json()["invoice_decided"] == {"FAC-2024-002": 1}
+    assert answer == {}  # applied, not answered yet
+    assert client.get("/api/faults").get_json()["hold"] is None  # used up: once only
+    client.post("/api/faults", json={"release": True})
+    thread.join(timeout=10)
+    assert answer == {"status": 200}
+    wait_holding(client, "FAC-2024-002", held=False)
+
+
+def test_a_hold_before_the_update_answers_503_and_changes_nothing() -> None:
+    client = logged_in()
+    hold = {"reference": "2026-75-00001", "seconds": 60, "phase": "before"}
+    client.post("/api/faults", json={"hold": hold})
+
+    thread, answer = post_in_background(logged_in_like(client), "/permits/new", data=PERMIT_FORM)
+    wait_holding(client, "2026-75-00001")
+    client.post("/api/reset")  # a reset lets every held request go too
+    thread.join(timeout=10)
+
+    assert answer == {"status": 503}
+    assert client.get("/api/updates/2026-75-00001").get_json() == {
+        "reference": "2026-75-00001", "updates": {}, "attempts": {},
+    }  # fmt: skip
+    assert client.post("/permits/new", data=PERMIT_FORM).status_code == 302  # not held again
+
+
+def test_a_hold_ends_by_itself_after_its_seconds() -> None:
+    client = logged_in()
+    client.post("/api/faults", json={"hold": {"reference": "FAC-2024-003", "seconds": 0.2}})
+    started = time.monotonic()
+    assert client.post("/invoices/FAC-2024-003/approve").status_code == 200  # phase: after
+    assert 0.2 <= time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        ({"hold": {"reference": "X", "phase": "during"}}, "hold.phase must be one of"),
+        ({"hold": {"reference": "X", "seconds": 0}}, "hold.seconds must be above 0"),
+        ({"hold": {"reference": "X", "seconds": 10_000}}, "at most 600"),
+        ({"hold": {"seconds": 5}}, "hold takes"),
+        ({"hold": {"reference": "X", "when": "after"}}, "unknown key(s) when"),
+        ({"latency": 5}, "unknown fault setting(s): latency"),
+    ],
+)
+def test_bad_fault_settings_are_refused(faults: dict[str, Any], message: str) -> None:
+    client = logged_in()
+    response = client.post("/api/faults", json=faults)
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]
+    assert client.get("/api/faults").get_json()["hold"] is None
+
+
+def test_a_permit_can_be_looked_up_by_number() -> None:
+    client = logged_in()
+    client.post("/permits/new", data=PERMIT_FORM)
+
+    found = client.get("/permits?number=2026-75-00001")
+    absent = client.get("/permits?number=2026-75-99999")
+
+    assert found.status_code == 200
+    assert 'id="permit-found"' in found.get_data(as_text=True)
+    assert '<dd id="found-last-name">MARTIN</dd>' in found.get_data(as_text=True)
+    assert absent.status_code == 404
+    assert 'id="not-found"' in absent.get_data(as_text=True)
+    assert "Aucun dossier n° 2026-75-99999" in absent.get_data(as_text=True)
+    assert "not-found" not in client.get("/permits").get_data(as_text=True)  # empty search
+
+
+def test_claims_can_be_looked_up_by_their_reference() -> None:
+    client = logged_in()
+    client.post("/claims/new", data=claim_form("NDF-2024-0101"), content_type="multipart/form-data")
+
+    found = client.get("/claims?ref=NDF-2024-0101").get_data(as_text=True)
+    absent = client.get("/claims?ref=NDF-2024-0199")
+
+    assert found.count('class="claim-link"') == 1
+    assert "DR-2024-00001" in found
+    assert absent.status_code == 404
+    assert 'id="not-found"' in absent.get_data(as_text=True)
+
+
+def logged_in_like(client: Any) -> Any:
+    """A second client of the same app, logged in (requests in another thread)."""
+    other = client.application.test_client()
+    other.post("/login", data={"username": "agent", "password": PASSWORD})
+    return other
 
 
 def test_slow_endpoint_sleeps(portal: PortalServer) -> None:
@@ -364,9 +562,10 @@ def read_rows(folder: Path, source: str, path: str, sheet: str | None) -> list[d
     return [dict(zip(header, row, strict=False)) for row in values[1:] if any(row)]
 
 
-def test_the_five_sample_processes_are_there() -> None:
+def test_the_six_sample_processes_are_there() -> None:
     assert set(SAMPLES) >= {
         "residence-permit-entry",
+        "invoice-inbox-dispatch",
         "invoice-commitment-check",
         "outstanding-reminders",
         "hr-claims-entry",
@@ -385,6 +584,13 @@ def test_sample_process_loads_and_has_input(name: str) -> None:
     items = definition.items
     if items.source == "bot":
         assert definition.bot.items or definition.bot.scrape
+        return
+    if items.source == "queue":  # a performer: another process fills its queue
+        assert definition.queue.name is not None
+        feeders = [load_process(PROCESSES / other).definition for other in SAMPLES if other != name]
+        assert any(definition.queue.name in json.dumps(d.parameters) for d in feeders), (
+            f"no sample feeds the queue {definition.queue.name}"
+        )
         return
     assert items.path is not None
     rows = read_rows(loaded.source_dir, items.source, items.path, items.sheet)

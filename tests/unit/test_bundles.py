@@ -66,8 +66,17 @@ def target(installation: Installation, origin: Robo) -> Robo:
 
 @pytest.fixture
 def bundle(origin: Robo, tmp_path: Path) -> Path:
+    """A bundle as `robo export` writes it by default: without the items file."""
     path = tmp_path / "catalogue" / "sample-process-1.0.0.robo.zip"
     export_bundle(origin.registry, origin.keys, "sample-process", None, path)
+    return path
+
+
+@pytest.fixture
+def full_bundle(origin: Robo, tmp_path: Path) -> Path:
+    """`robo export --with-items`: the items file too."""
+    path = tmp_path / "catalogue" / "sample-process-1.0.0-full.robo.zip"
+    export_bundle(origin.registry, origin.keys, "sample-process", None, path, with_items=True)
     return path
 
 
@@ -133,11 +142,11 @@ def test_an_exported_bundle_holds_definition_code_docs_and_lineage(bundle: Path)
     assert sorted(entries) == [
         "files/README.md",
         "files/bot.py",
-        "files/input/items.csv",
         "files/process.yaml",
         "manifest.json",
         "signature",
     ]
+    assert "input/items.csv" not in manifest["files"]
     assert (manifest["format"], manifest["format_version"]) == ("robo-bundle", 1)
     assert (manifest["origin_region"], manifest["origin_version"]) == ("occitanie", "1.0.0")
     assert manifest["files"]["bot.py"] == hashlib.sha256(BOT.encode()).hexdigest()
@@ -155,8 +164,41 @@ def test_import_registers_the_version_with_its_lineage(
     )
     version = target.registry.active("sample-process")
     assert (version.origin_region, version.origin_version) == ("occitanie", "1.0.0")
-    assert version.content_hash == origin.registry.active("sample-process").content_hash
     assert version.files["bot.py"] == BOT.encode()
+    assert "input/items.csv" not in version.files  # left out of the bundle: no default input
+
+
+def test_a_bundle_with_items_imports_the_exact_version_of_the_origin(
+    origin: Robo, target: Robo, full_bundle: Path
+) -> None:
+    assert "files/input/items.csv" in entries_of(full_bundle)
+    import_bundle(target.db, target.registry, target.keys, full_bundle)
+
+    version = target.registry.active("sample-process")
+    assert version.content_hash == origin.registry.active("sample-process").content_hash
+    assert version.files["input/items.csv"] == b"ref,name\nA1,first\nA2,second\n"
+
+
+def test_bundles_leave_the_items_file_and_its_personal_data_out_unless_asked(
+    bundle: Path, full_bundle: Path
+) -> None:
+    assert b"A1,first" not in b"".join(entries_of(bundle).values())
+    assert b"A1,first" in b"".join(entries_of(full_bundle).values())
+
+
+def test_bundles_are_written_for_a_shared_folder_and_keys_stay_private(
+    origin: Robo, bundle: Path
+) -> None:
+    assert bundle.stat().st_mode & 0o777 == 0o644
+    key = signing.key_file(origin.settings.home, "occitanie")
+    assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_export_to_a_path_that_cannot_be_written_says_so(origin: Robo, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(RoboError, match="cannot write"):
+        export_bundle(origin.registry, origin.keys, "sample-process", None, blocker / "b.zip")
 
 
 def test_importing_the_same_bundle_twice_changes_nothing(target: Robo, bundle: Path) -> None:
@@ -194,9 +236,9 @@ def test_export_without_a_signing_key_says_how_to_make_one(
     ["manifest.json", "signature", "files/process.yaml", "files/bot.py", "files/input/items.csv"],
 )
 def test_a_flipped_byte_in_any_entry_is_refused(
-    target: Robo, bundle: Path, tmp_path: Path, entry: str
+    target: Robo, full_bundle: Path, tmp_path: Path, entry: str
 ) -> None:
-    entries = entries_of(bundle)
+    entries = entries_of(full_bundle)
     data = bytearray(entries[entry])
     data[len(data) // 2] ^= 0x01
     entries[entry] = bytes(data)

@@ -132,7 +132,7 @@ def test_export_holds_finished_runs_with_stable_ids_and_no_personal_data(
     run = manifest["runs"][0]
     uid = region.ledger.summary(run_id).uid
     assert run["uid"] == uid
-    assert run["items"][0]["key"] == item_key(uid, "2024-75-00001")
+    assert run["items"][0]["key"] == item_key(region.keys.item_secret(), uid, "2024-75-00001")
 
 
 # --- import --------------------------------------------------------------------------------
@@ -278,3 +278,179 @@ def test_one_bad_file_among_several_stores_nothing(
     (tmp_path / "bad.json").write_text("{not json")
 
     assert "not JSON" in refused(national, [tmp_path / "good.json", tmp_path / "bad.json"])
+
+
+# --- hostile files and edge cases (issue 12) -----------------------------------------------
+
+
+def resign(path: Path, region: Robo, change: Callable[[dict[str, Any]], None]) -> Path:
+    return edit(path, change, signing.load_private(region.settings.home, "guyane"))
+
+
+def test_item_keys_are_keyed_hashes_that_knowing_the_run_uid_does_not_reverse(
+    region: Robo, tmp_path: Path
+) -> None:
+    import hashlib
+
+    run_id = record_run(region, ok=2, business=0)
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
+    uid = region.ledger.summary(run_id).uid
+    keys = {
+        i["key"]
+        for i in json.loads((tmp_path / "g.json").read_text())["manifest"]["runs"][0]["items"]
+    }
+
+    # The attack of issue 12: try every reference of the known pattern against the uid.
+    guesses = {
+        hashlib.sha256(f"{uid}\0{'2024-75-'}{n:05d}".encode()).hexdigest()[:32]
+        for n in range(1, 100)
+    }
+    assert not keys & guesses
+    secret_file = signing.item_secret_file(region.settings.home, "guyane")
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert len(secret_file.read_bytes()) == 32
+
+
+def test_the_item_key_is_made_once_and_kept(region: Robo, tmp_path: Path) -> None:
+    record_run(region, ok=1, business=0)
+    export_metrics(region.ledger, region.keys, tmp_path / "a.json")
+    export_metrics(region.ledger, region.keys, tmp_path / "b.json")
+
+    def item_keys(path: Path) -> list[str]:
+        runs = json.loads(path.read_text())["manifest"]["runs"]
+        return [i["key"] for r in runs for i in r["items"]]
+
+    assert item_keys(tmp_path / "a.json") == item_keys(tmp_path / "b.json")
+
+
+def test_metrics_files_are_written_for_a_shared_folder(region: Robo, tmp_path: Path) -> None:
+    record_run(region, ok=1, business=0)
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
+    assert (tmp_path / "g.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_metrics_export_to_a_path_that_cannot_be_written_says_so(
+    region: Robo, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(RoboError, match="cannot write"):
+        export_metrics(region.ledger, region.keys, tmp_path / "a-file" / "g.json")
+
+
+def test_a_deeply_nested_metrics_file_is_refused_before_it_is_parsed(
+    national: Robo, tmp_path: Path
+) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text('{"manifest": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert "nested" in refused(national, [path], MetricsError)
+
+
+@pytest.mark.parametrize("value", ["Infinity", "NaN", "-Infinity", "1e999"])
+def test_non_finite_minutes_are_refused_even_signed_by_a_trusted_key(
+    region: Robo, national: Robo, tmp_path: Path, value: str
+) -> None:
+    record_run(region, ok=1, business=0)
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
+    key = signing.load_private(region.settings.home, "guyane")
+    document = json.loads((tmp_path / "g.json").read_text())
+    for where in (
+        document["manifest"]["runs"][0]["items"][0],
+        document["manifest"]["runs"][0]["baseline"],
+    ):
+        where["minutes_saved" if "key" in where else "manual_minutes_per_item"] = float("inf")
+    document["signature"] = signing.sign(key, signed_bytes(document["manifest"]))
+    text = json.dumps(document).replace("Infinity", value)
+    (tmp_path / "g.json").write_text(text)
+
+    message = refused(national, [tmp_path / "g.json"], MetricsError)
+    assert "finite" in message or "range" in message
+
+
+def test_absurd_minutes_are_refused_even_signed_by_a_trusted_key(
+    region: Robo, national: Robo, tmp_path: Path
+) -> None:
+    record_run(region, ok=1, business=0)
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
+
+    def absurd(manifest: dict[str, Any]) -> None:
+        run = manifest["runs"][0]
+        run["baseline"]["manual_minutes_per_item"] = 1e308
+        run["items"][0]["minutes_saved"] = 1e308 - run["baseline"]["residual_minutes_per_item"]
+
+    message = refused(national, [resign(tmp_path / "g.json", region, absurd)], MetricsError)
+    assert "manual_minutes_per_item" in message and "less than or equal" in message
+
+
+def test_a_run_still_running_is_refused_even_signed(
+    region: Robo, national: Robo, tmp_path: Path
+) -> None:
+    record_run(region, ok=1, business=0)
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
+
+    def running(manifest: dict[str, Any]) -> None:
+        manifest["runs"][0]["status"] = "running"
+        manifest["runs"][0]["finished_at"] = None
+
+    message = refused(national, [resign(tmp_path / "g.json", region, running)], MetricsError)
+    assert "status" in message
+
+
+def test_an_item_added_to_an_already_imported_run_is_ignored_with_a_reason(
+    region: Robo, national: Robo, tmp_path: Path
+) -> None:
+    record_run(region, ok=10, business=0)
+    export_metrics(region.ledger, region.keys, tmp_path / "ten.json")
+    import_metrics(national.ledger, national.keys, [tmp_path / "ten.json"])
+    before = minutes(national)
+
+    def eleventh(manifest: dict[str, Any]) -> None:
+        items = manifest["runs"][0]["items"]
+        items.append({**items[-1], "key": "f" * 32, "position": 11})
+
+    eleven = resign(tmp_path / "ten.json", region, eleventh)
+    (result,) = import_metrics(national.ledger, national.keys, [eleven])
+
+    assert (result.outcome, result.runs_added, result.items_added) == ("imported", 0, 0)
+    assert len(result.ignored) == 1 and "items are final" in result.ignored[0]
+    assert counts(national)[:2] == (1, 10)
+    assert minutes(national) == before
+
+
+def test_an_item_added_to_a_run_imported_in_the_same_batch_is_ignored(
+    region: Robo, national: Robo, tmp_path: Path
+) -> None:
+    record_run(region, ok=2, business=0)
+    export_metrics(region.ledger, region.keys, tmp_path / "two.json")
+    three = tmp_path / "three.json"
+    three.write_text((tmp_path / "two.json").read_text())
+
+    def third(manifest: dict[str, Any]) -> None:
+        items = manifest["runs"][0]["items"]
+        items.append({**items[-1], "key": "e" * 32, "position": 3})
+
+    resign(three, region, third)
+    results = import_metrics(national.ledger, national.keys, [tmp_path / "two.json", three])
+
+    assert [(r.runs_added, r.items_added) for r in results] == [(1, 2), (0, 0)]
+    assert results[1].ignored and counts(national)[:2] == (1, 2)
+
+
+def test_files_made_with_plain_sha256_item_keys_still_import(
+    region: Robo, national: Robo, tmp_path: Path
+) -> None:
+    """Files exported before keyed hashes: an importer only compares keys."""
+    import hashlib
+
+    run_id = record_run(region, ok=2, business=1)
+    export_metrics(region.ledger, region.keys, tmp_path / "g.json")
+    uid = region.ledger.summary(run_id).uid
+
+    def old_keys(manifest: dict[str, Any]) -> None:
+        for position, item in enumerate(manifest["runs"][0]["items"], start=1):
+            reference = f"2024-75-{position:05d}"
+            item["key"] = hashlib.sha256(f"{uid}\0{reference}".encode()).hexdigest()[:32]
+
+    (result,) = import_metrics(
+        national.ledger, national.keys, [resign(tmp_path / "g.json", region, old_keys)]
+    )
+    assert (result.runs_added, result.items_added) == (1, 3)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from robo.errors import ProcessNotFound, VersionConflict, VersionNotFound
+from robo.errors import ProcessNotFound, RegistryError, VersionConflict, VersionNotFound
 from robo.loader import load_process
 from robo.regional import RegionDefaults
 from robo.registry import Registry
@@ -409,3 +409,124 @@ def test_every_registry_change_is_an_event(
     with db.session() as session:
         count = session.scalar(select(func.count()).select_from(RegistryEventRow))
     assert count == len(registry.history("sample-process")) == 4
+
+
+# --- all or nothing, lineage (issue 12) ----------------------------------------------------
+
+
+def dump(db: Database) -> list[tuple[str, int]]:
+    """Row counts of every registry table: what a refused deploy must leave as it was."""
+    from robo.storage.models import ProcessRow
+
+    with db.session() as session:
+        return [
+            (t.__tablename__, int(session.scalar(select(func.count()).select_from(t)) or 0))
+            for t in (ProcessRow, VersionRow, VersionFileRow, RegistryEventRow)
+        ]
+
+
+def test_deploy_many_stores_nothing_when_the_last_process_conflicts(
+    registry: Registry, db: Database, make_process: MakeProcess
+) -> None:
+    registry.deploy(load_process(make_process(definition(id="c-process"), name="c0")))
+    before = dump(db)
+    a = load_process(make_process(definition(id="a-process"), name="a"))
+    b = load_process(make_process(definition(id="b-process"), name="b"))
+    c = load_process(make_process(definition(id="c-process", description="changed"), name="c"))
+
+    with pytest.raises(VersionConflict):
+        registry.deploy_many([a, b, c])
+
+    assert dump(db) == before
+    assert [p.id for p in registry.processes()] == ["c-process"]
+
+
+def test_deploy_many_stores_every_process_in_one_go(
+    registry: Registry, make_process: MakeProcess
+) -> None:
+    loaded = [
+        load_process(make_process(definition(id=pid), name=pid)) for pid in ("a-one", "b-two")
+    ]
+    results = registry.deploy_many(loaded)
+    assert [(r.process_id, r.outcome) for r in results] == [
+        ("a-one", "created"),
+        ("b-two", "created"),
+    ]
+
+
+def imported(registry: Registry, make_process: MakeProcess) -> None:
+    """sample-process 1.0.0 as `robo import` stores it: with its origin."""
+    loaded = load_process(make_process(definition(), name="bundle"))
+    registry.deploy(loaded, origin_region="occitanie", origin_version="1.0.0")
+
+
+def test_a_local_deploy_over_an_imported_process_is_refused_and_keeps_its_lineage(
+    registry: Registry, db: Database, make_process: MakeProcess
+) -> None:
+    imported(registry, make_process)
+    before = dump(db)
+    local = load_process(make_process(definition(version="1.0.1"), name="local"))
+
+    with pytest.raises(RegistryError, match="lineage") as info:
+        registry.deploy_many([local], local_region="guyane")
+
+    assert "--fork" in info.value.message and "occitanie" in info.value.message
+    assert dump(db) == before
+    active = registry.active("sample-process")
+    assert (active.origin_region, active.origin_version) == ("occitanie", "1.0.0")
+
+
+def test_fork_records_a_local_fork_with_the_origin_kept(
+    registry: Registry, make_process: MakeProcess
+) -> None:
+    imported(registry, make_process)
+    local = load_process(make_process(definition(version="1.0.1"), name="local"))
+
+    (result,) = registry.deploy_many([local], fork=True, local_region="guyane")
+
+    assert result.outcome == "forked"
+    active = registry.active("sample-process")
+    assert (active.definition.version, active.origin_region, active.origin_version) == (
+        "1.0.1",
+        "occitanie",
+        "1.0.0",
+    )
+    assert actions(registry)[-1] == ("fork", "1.0.1")
+    assert "local fork of occitanie 1.0.0" in registry.history("sample-process")[-1].detail
+
+
+def test_a_fork_goes_on_being_a_fork_without_asking_again(
+    registry: Registry, make_process: MakeProcess
+) -> None:
+    imported(registry, make_process)
+    registry.deploy_many(
+        [load_process(make_process(definition(version="1.0.1"), name="v1"))],
+        fork=True,
+        local_region="guyane",
+    )
+    (result,) = registry.deploy_many(
+        [load_process(make_process(definition(version="1.0.2"), name="v2"))],
+        local_region="guyane",
+    )
+    assert result.outcome == "forked"
+    assert registry.active("sample-process").origin_region == "occitanie"
+
+
+def test_redeploying_the_imported_content_itself_is_not_a_fork(
+    registry: Registry, make_process: MakeProcess
+) -> None:
+    imported(registry, make_process)
+    same = load_process(make_process(definition(), name="same"))
+    (result,) = registry.deploy_many([same], local_region="guyane")
+    assert result.outcome == "unchanged"
+
+
+def test_a_process_built_here_deploys_without_fork(
+    registry: Registry, make_process: MakeProcess
+) -> None:
+    registry.deploy_many([load_process(make_process(definition()))], local_region="guyane")
+    (result,) = registry.deploy_many(
+        [load_process(make_process(definition(version="1.1.0"), name="v2"))],
+        local_region="guyane",
+    )
+    assert result.outcome == "new-version"

@@ -69,6 +69,9 @@ class FakeExecutor:
     def busy(self, process_id: str) -> bool:
         return self.running
 
+    def in_flight(self, process_id: str) -> set[str]:
+        return set()
+
     def shutdown(self, drain_seconds: float = 60) -> None:
         self.running = False
 
@@ -127,6 +130,7 @@ def service(app: Robo) -> Iterator[Callable[..., SchedulerService]]:
             app.db,
             app.registry,
             app.ledger,
+            app.queues,
             executor or FakeExecutor(),
             scheduler_factory=ManualScheduler,
             owner=owner,

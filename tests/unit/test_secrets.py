@@ -192,8 +192,8 @@ def test_an_empty_value_is_refused(store: SecretStore) -> None:
 @pytest.fixture
 def robo_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CliRunner, list[str], Path]:
     """A CliRunner and the global options of an isolated installation."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ROBO_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.chdir(tmp_path)  # no robo.toml here
+    monkeypatch.delenv("ROBO_CONFIG", raising=False)
     home = tmp_path / "cli-home"
     options = ["--home", str(home), "--database-url", f"sqlite:///{tmp_path / 'cli.db'}"]
     return CliRunner(), options, home
@@ -324,3 +324,82 @@ def test_redactor_leaves_everything_alone_without_secrets() -> None:
     redactor = Redactor()
     assert redactor.redact("nothing secret") == "nothing secret"
     assert redactor.redact(None) is None
+
+
+# --- at run time ----------------------------------------------------------------------------
+
+
+def test_a_missing_secret_fails_the_run_at_once_before_a_browser_starts(
+    tmp_path: Path, make_process: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from robo.app import Robo
+    from robo.loader import load_process
+    from robo.runner.browser import BrowserSession
+    from robo.runner.run import RunRequest, run_process
+    from robo.settings import Settings
+    from tests.conftest import PORTAL_PASSWORD, definition
+
+    launched: list[bool] = []
+    monkeypatch.setattr(BrowserSession, "start", lambda self: launched.append(True) or self)
+    settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'r.db'}")
+    robo = Robo(settings, env={"ROBO_SECRET_PORTAL_PASSWORD": PORTAL_PASSWORD})
+    try:
+        spec = definition(secrets=["portal_password", "smtp_password"])
+        robo.registry.deploy(load_process(make_process(spec)))
+        started = time.monotonic()
+        result = run_process(
+            robo.run_environment(),
+            robo.registry.active("sample-process"),
+            RunRequest("sample-process"),
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        robo.close()
+
+    assert result.status == "failed"
+    assert "secret 'smtp_password' is not set" in (result.error or "")
+    assert result.items_total == 0
+    assert launched == []
+    assert elapsed < 10
+
+
+def test_output_keys_holding_a_secret_are_masked_where_items_are_stored(
+    database_url: str, make_process: Callable[..., Path]
+) -> None:
+    import datetime as dt
+
+    from robo.ledger import ItemOutcome, Ledger
+    from robo.loader import load_process
+    from robo.regional import RegionDefaults
+    from robo.registry import Registry
+    from tests.conftest import definition
+
+    db = Database(database_url)
+    redactor = Redactor()
+    redactor.add(VALUE)
+    try:
+        registry = Registry(db, RegionDefaults("Europe/Paris", "FR"), actor="tester")
+        registry.deploy(load_process(make_process(definition())))
+        version = registry.active("sample-process")
+        ledger = Ledger(db, redactor)
+        d = version.definition
+        run_id = ledger.start_run(
+            process_id=d.id, version_id=version.version_id, version=d.version,
+            baseline=d.baseline, region="occitanie", parameters={},
+        )  # fmt: skip
+        now = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
+        output = {VALUE: "x", "nested": {f"key {VALUE}": VALUE}}
+        ledger.record_item(run_id, ItemOutcome(
+            position=0, reference="A1", status="success", attempts=1, started_at=now,
+            finished_at=now, output=output, data={VALUE: "row"},
+        ))  # fmt: skip
+
+        item = ledger.run_detail(run_id).items[0]
+        assert item.output == {MASK: "x", "nested": {f"key {MASK}": MASK}}
+        with db.engine.connect() as connection:
+            rows = connection.execute(text("SELECT output, data FROM items")).all()
+        assert VALUE not in repr(rows)
+    finally:
+        db.close()

@@ -764,3 +764,238 @@ def test_schema_prints_the_json_schema_of_process_yaml() -> None:
     assert "baseline" in schema["properties"]
     assert "baseline" in schema["required"]
     assert schema["additionalProperties"] is False
+
+
+# --- hostile input (issue 12): each a located problem, never a traceback ---------------------
+
+
+def sample_text() -> str:
+    return (ROOT / "processes" / "residence-permit-entry" / "process.yaml").read_text("utf-8")
+
+
+def sample_copy(tmp_path: Path, text: str) -> Path:
+    """The residence-permit-entry sample with process.yaml replaced by ``text``."""
+    import shutil
+
+    folder = tmp_path / "rpe"
+    shutil.copytree(ROOT / "processes" / "residence-permit-entry", folder)
+    (folder / "process.yaml").write_text(text, encoding="utf-8", errors="surrogatepass")
+    return folder
+
+
+def refused_cleanly(folder: Path, *expected: str) -> Problem:
+    """`robo validate` exits 1 with the problem located; the loader says the same."""
+    result = validate(folder)
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    for text in expected:
+        assert text in result.output, result.output
+    problems = problems_of(folder)
+    assert all(p.file.endswith("process.yaml") for p in problems)
+    return problems[0]
+
+
+def test_lists_nested_350_deep_are_a_located_problem_not_a_recursion_error(
+    tmp_path: Path,
+) -> None:
+    folder = sample_copy(tmp_path, sample_text() + "extra: " + "[" * 350 + "]" * 350 + "\n")
+    problem = refused_cleanly(folder, "nested more than 20 levels deep")
+    assert problem.line is not None
+
+
+@pytest.mark.parametrize(
+    ("tagged", "kind"),
+    [("!!int 'zz'", "int"), ("!!float 'abc'", "float"), ("!!timestamp 'x'", "timestamp")],
+)
+def test_yaml_tags_with_bad_values_are_located_problems(
+    tmp_path: Path, tagged: str, kind: str
+) -> None:
+    text = sample_text().replace("max_attempts: 3", f"max_attempts: {tagged}")
+    folder = sample_copy(tmp_path, text)
+    problem = refused_cleanly(folder, f"is not a valid {kind}")
+    assert (problem.field, problem.line) == ("retry.max_attempts", line_of(folder, "max_attempts"))
+
+
+def test_a_nul_byte_in_include_is_a_located_problem(tmp_path: Path) -> None:
+    folder = sample_copy(tmp_path, sample_text().replace("  - README.md", '  - "READ\\0ME.md"'))
+    problem = refused_cleanly(folder, "NUL")
+    assert problem.field == "include[0]"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("  - README.md", '  - "\\ud800.md"', "include[0]"),
+        ("timezone: Europe/Paris", 'timezone: "Europe/\\ud800"', "schedule.timezone"),
+        (
+            "timezone: Europe/Paris",
+            'timezone: Europe/Paris\n  calendar: "FR-\\udc00"',
+            "schedule.calendar",
+        ),
+    ],
+)
+def test_a_lone_surrogate_in_a_path_timezone_or_calendar_is_a_located_problem(
+    tmp_path: Path, old: str, new: str, field: str
+) -> None:
+    folder = sample_copy(tmp_path, sample_text().replace(old, new))
+    assert refused_cleanly(folder, "lone surrogate").field == field
+
+
+def test_a_300_character_include_name_is_a_located_problem(tmp_path: Path) -> None:
+    folder = sample_copy(tmp_path, sample_text().replace("  - README.md", "  - " + "a" * 300))
+    assert refused_cleanly(folder, "at most 255 bytes").field == "include"
+
+
+def test_a_window_start_given_as_a_number_is_a_problem_not_a_type_error(tmp_path: Path) -> None:
+    text = sample_text().replace(
+        "  timezone: Europe/Paris", "  timezone: Europe/Paris\n  window: {start: 1.5}"
+    )
+    refused_cleanly(sample_copy(tmp_path, text), "schedule.window.start: write times in quotes")
+
+
+def test_a_106_character_version_is_refused_before_any_database_sees_it(tmp_path: Path) -> None:
+    text = sample_text().replace("version: 1.0.0", "version: 1.0.0-" + "a" * 100)
+    refused_cleanly(sample_copy(tmp_path, text), "version: String should have at most 64")
+
+
+def test_a_300_character_name_is_refused(tmp_path: Path) -> None:
+    text = sample_text().replace(
+        "name: Saisie des dossiers de titre de séjour validés", "name: " + "n" * 300
+    )
+    refused_cleanly(sample_copy(tmp_path, text), "name: String should have at most 255")
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1e308", str(2**63)])
+@pytest.mark.parametrize(
+    ("field", "old"),
+    [
+        ("baseline.manual_minutes_per_item", "manual_minutes_per_item: 30"),
+        ("baseline.manual_minutes_per_run", "manual_minutes_per_run: 5"),
+        ("timeouts.item_seconds", "item_seconds: 60"),
+        ("timeouts.run_seconds", "run_seconds: 1800"),
+        ("timeouts.step_seconds", "step_seconds: 10"),
+        ("retry.backoff_seconds", "backoff_seconds: 1"),
+        ("retry.max_attempts", "max_attempts: 3"),
+    ],
+)
+def test_non_finite_and_absurd_numbers_are_refused(
+    tmp_path: Path, field: str, old: str, value: str
+) -> None:
+    key = old.split(":")[0]
+    folder = sample_copy(tmp_path, sample_text().replace(old, f"{key}: {value}"))
+    assert refused_cleanly(folder, field).field == field
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "1e308", str(2**63), "0.001", "0"])
+def test_every_minutes_is_finite_and_at_least_one_minute(tmp_path: Path, value: str) -> None:
+    text = sample_text().replace('- cron: "0 7 * * mon-fri"', f"- every_minutes: {value}")
+    field = refused_cleanly(sample_copy(tmp_path, text)).field
+    assert field == "schedule.triggers[0].every_minutes"
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", str(2**63), "1.0e+16"])
+def test_numeric_parameters_are_finite_and_bounded(tmp_path: Path, value: str) -> None:
+    text = sample_text().replace("username: agent", f"username: {value}")
+    refused_cleanly(sample_copy(tmp_path, text), "parameters: parameter 'username'")
+
+
+def test_numbers_at_the_bounds_are_accepted(tmp_path: Path) -> None:
+    text = (
+        sample_text()
+        .replace("manual_minutes_per_item: 30", "manual_minutes_per_item: 10080")
+        .replace("item_seconds: 60", "item_seconds: 86400")
+        .replace("run_seconds: 1800", "run_seconds: 604800")
+        .replace("step_seconds: 10", "step_seconds: 0.1")
+        .replace('- cron: "0 7 * * mon-fri"', "- every_minutes: 1")
+    )
+    result = validate(sample_copy(tmp_path, text))
+    assert result.exit_code == 0, result.output
+
+
+def test_a_misspelt_parameter_in_a_template_is_caught_at_validate_time(tmp_path: Path) -> None:
+    text = sample_text().replace(
+        "{{ params.portal_url }}/permits/new", "{{ params.portal_ulr }}/permits/new"
+    )
+    folder = sample_copy(tmp_path, text)
+    problem = refused_cleanly(folder, "'params.portal_ulr': no such parameter")
+    assert problem.field == "bot.steps[0].goto"
+    assert "did you mean 'params.portal_url'?" in problem.hint
+
+
+def test_an_unclosed_template_is_caught_at_validate_time(tmp_path: Path) -> None:
+    text = sample_text().replace("{{ item.file_number }}", "{{ item.file_number }", 1)
+    problem = refused_cleanly(sample_copy(tmp_path, text), "template syntax error")
+    assert problem.field == "bot.steps[1].fill.value"
+
+
+def test_an_item_name_not_in_the_csv_header_is_caught_at_validate_time(tmp_path: Path) -> None:
+    text = sample_text().replace("{{ item.last_name }}", "{{ item.lastname }}")
+    problem = refused_cleanly(sample_copy(tmp_path, text), "'item.lastname': no such input column")
+    assert "did you mean 'item.last_name'?" in problem.hint
+
+
+def test_item_names_are_not_checked_without_a_header_to_check_against(
+    make_process: MakeProcess,
+) -> None:
+    spec = definition(
+        items={"source": "json", "path": "input/items.json", "reference": "ref"},
+        bot={"steps": [{"goto": "{{ params.portal_url }}/{{ item.anything }}"}]},
+    )
+    folder = make_process(spec, files={"input/items.json": '[{"ref": "A"}]'})
+    assert validate(folder).exit_code == 0
+
+
+def test_an_item_read_in_setup_is_caught_at_validate_time(make_process: MakeProcess) -> None:
+    spec = definition(bot={"setup": [{"goto": "{{ item.ref }}"}], "steps": [{"click": "#a"}]})
+    problem = only_problem(make_process(spec))
+    assert problem.field == "bot.setup[0].goto"
+    assert "no item" in problem.message
+
+
+def test_a_huge_power_in_a_template_is_refused_at_validate_time_without_computing_it(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    text = sample_text().replace("{{ item.last_name }}", "{{ (7 ** 4000000) % 2 }}")
+    started = time.monotonic()
+    refused_cleanly(sample_copy(tmp_path, text), "too large")
+    assert time.monotonic() - started < 2
+
+
+def test_the_template_sandbox_never_computes_huge_arithmetic() -> None:
+    from jinja2.exceptions import SecurityError
+
+    from robo.step_models import template_environment
+
+    env = template_environment()
+    for source in ("{{ (7 ** 4000000) % 2 }}", "{{ 'a' * 10 ** 9 }}", "{{ '%999999999d' % 1 }}"):
+        with pytest.raises(SecurityError):
+            env.from_string(source).render()
+    assert env.from_string("{{ 2 ** 10 }} {{ 'ab' * 2 }}").render() == "1024 abab"
+
+
+def test_an_unknown_filter_is_caught_at_validate_time(make_process: MakeProcess) -> None:
+    spec = definition(bot={"steps": [{"goto": "{{ params.portal_url | urlencod }}"}]})
+    assert "No filter named 'urlencod'" in only_problem(make_process(spec)).message
+
+
+def test_output_names_must_be_set_by_some_step(make_process: MakeProcess) -> None:
+    spec = definition(
+        bot={
+            "steps": [
+                {"extract": {"selector": "#r", "into": "receipt"}},
+                {"goto": "{{ params.portal_url }}/{{ output.reciept }}"},
+            ]
+        }
+    )
+    problem = only_problem(make_process(spec))
+    assert "'output.reciept'" in problem.message and "output.receipt" in problem.hint
+
+
+def test_a_python_module_with_a_nul_byte_is_a_problem(make_process: MakeProcess) -> None:
+    folder = make_process(definition(bot={"entrypoint": "bot:run"}), files={"bot.py": b"x = 1\0\n"})
+    assert "cannot be parsed" in only_problem(folder).message or "null" in (
+        only_problem(folder).message
+    )

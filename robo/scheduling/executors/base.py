@@ -38,4 +38,8 @@ class Executor(Protocol):
     def busy(self, process_id: str) -> bool:
         """True while a run of this process is queued or running here."""
 
+    def in_flight(self, process_id: str) -> set[str]:
+        """The uids of this process's jobs handed over here and not yet seen finished
+        (queued or running): queue triggers count them against ``max_runs``."""
+
     def shutdown(self, drain_seconds: float = 60) -> None: ...

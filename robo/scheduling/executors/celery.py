@@ -127,18 +127,23 @@ class CeleryExecutor:
             self._sent.setdefault(jobs[0].process_id, []).extend(job.uid for job in jobs)
 
     def busy(self, process_id: str) -> bool:
+        return bool(self.in_flight(process_id))
+
+    def in_flight(self, process_id: str) -> set[str]:
+        """Jobs sent and not yet seen finished in the ledger (empty without a ledger)."""
         if self._ledger is None:
-            return False
+            return set()
         with self._lock:
             uids = list(self._sent.get(process_id, []))
-        pending = []
+        finished = set()
         for uid in uids:
             run = self._ledger.find_run(uid)
-            if run is None or run.status == "running":
-                pending.append(uid)
-        with self._lock:
+            if run is not None and run.status != "running":
+                finished.add(uid)
+        with self._lock:  # keep what another thread sent meanwhile
+            pending = [u for u in self._sent.get(process_id, []) if u not in finished]
             self._sent[process_id] = pending
-        return bool(pending)
+        return set(pending)
 
     def shutdown(self, drain_seconds: float = 60) -> None:
         """Runs belong to the workers; the scheduler only lets go of its connection."""

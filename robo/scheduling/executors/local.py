@@ -70,7 +70,7 @@ class LocalExecutor:
             initializer=_child_init,
             max_tasks_per_child=1,
         )
-        self._pending: dict[str, int] = {}  # queued or running runs, per process
+        self._pending: dict[str, list[str]] = {}  # uids of queued or running runs, per process
         self._lock = threading.Lock()
         self.log = get_logger(component="executor")
 
@@ -80,7 +80,7 @@ class LocalExecutor:
             return
         process_id = jobs[0].process_id
         with self._lock:
-            self._pending[process_id] = self._pending.get(process_id, 0) + len(jobs)
+            self._pending.setdefault(process_id, []).extend(job.uid for job in jobs)
         self._start(list(jobs))
 
     def _start(self, jobs: list[RunJob]) -> None:
@@ -89,13 +89,14 @@ class LocalExecutor:
             future = self._pool.submit(_execute, self.execute, asdict(job), self.settings)
         except RuntimeError:  # the pool is shutting down: these runs never start
             with self._lock:
-                self._pending[job.process_id] -= len(jobs)
+                for lost in jobs:
+                    self._forget(lost)
             return
         future.add_done_callback(lambda f: self._done(job, f, rest))
 
     def _done(self, job: RunJob, future: Future[dict[str, Any]], rest: list[RunJob]) -> None:
         with self._lock:
-            self._pending[job.process_id] -= 1
+            self._forget(job)
         if future.cancelled():
             self.log.warning("run.cancelled", process=job.process_id)
         elif future.exception() is not None:
@@ -103,13 +104,22 @@ class LocalExecutor:
         if rest:
             self._start(rest)
 
+    def _forget(self, job: RunJob) -> None:
+        uids = self._pending.get(job.process_id, [])
+        if job.uid in uids:
+            uids.remove(job.uid)
+
     def busy(self, process_id: str) -> bool:
         with self._lock:
-            return self._pending.get(process_id, 0) > 0
+            return bool(self._pending.get(process_id))
+
+    def in_flight(self, process_id: str) -> set[str]:
+        with self._lock:
+            return set(self._pending.get(process_id, ()))
 
     def active(self) -> int:
         with self._lock:
-            return sum(self._pending.values())
+            return sum(len(uids) for uids in self._pending.values())
 
     def shutdown(self, drain_seconds: float = 60) -> None:
         """Queued runs are cancelled; running bots get ``drain_seconds`` to finish, then
