@@ -140,6 +140,16 @@ class RunDetail:
     items: list[ItemDetail]
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a runner's process still runs here (a zombie awaiting its parent does not)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 class ReportedBaseline(Protocol):
     @property
     def manual_minutes_per_item(self) -> float: ...

@@ -31,7 +31,8 @@ class ProgressBar:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn(
-                "ok {task.fields[ok]} · business {task.fields[business]} · app {task.fields[app]}"
+                "ok {task.fields[ok]} · skipped {task.fields[skipped]} · "
+                "business {task.fields[business]} · app {task.fields[app]}"
             ),
             TimeElapsedColumn(),
             console=Console(stderr=True),
@@ -42,13 +43,14 @@ class ProgressBar:
     def started(self, run_id: int, total: int | None) -> None:
         self.bar.start()
         self.task = self.bar.add_task(
-            f"run {run_id} {self.process_id}", total=total, ok=0, business=0, app=0
+            f"run {run_id} {self.process_id}", total=total, ok=0, skipped=0, business=0, app=0
         )
 
     def item_done(self, outcome: Any, minutes_saved: float) -> None:
-        field = {"success": "ok", "business_exception": "business", "application_exception": "app"}[
-            outcome.status
-        ]
+        field = {
+            "success": "ok", "skipped": "skipped", "business_exception": "business",
+            "application_exception": "app",
+        }[outcome.status]  # fmt: skip
         current = self.bar.tasks[0].fields[field]
         self.bar.update(self.task, advance=1, **{field: current + 1})
 

@@ -33,7 +33,16 @@ class QueueHandle:
         deadline: dt.datetime | None = None,
         defer_until: dt.datetime | None = None,
     ) -> int | None:
-        """Queue one item; returns its id, or None if the queue already holds the reference."""
+        """Queue one item; returns its id, or None if the queue already holds the reference.
+
+        ``deadline`` and ``defer_until`` are aware datetimes (e.g. with ``tzinfo=ZoneInfo(...)``).
+        """
+        for label, moment in (("deadline", deadline), ("defer_until", defer_until)):
+            if moment is not None and moment.tzinfo is None:
+                raise QueueError(
+                    f"ctx.queue({self.name!r}).add: {label} {moment:%Y-%m-%d %H:%M} has no time "
+                    "zone; give an aware datetime, e.g. datetime(..., tzinfo=ZoneInfo('Europe/Paris'))"
+                )
         self._queues.ensure(self.name)
         item = NewItem(str(reference), dict(data or {}), priority, deadline, defer_until)
         result = self._queues.add(

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import psutil
-
 from robo.clock import utcnow
 from robo.definition import ProcessDefinition
 from robo.errors import (
@@ -37,7 +35,7 @@ from robo.errors import (
     SecretError,
     StorageError,
 )
-from robo.ledger import ItemOutcome, Ledger, RunStatus
+from robo.ledger import ItemOutcome, Ledger, RunStatus, process_alive
 from robo.logging import get_logger
 from robo.queues import NewItem, Queues, Refusal, TakenItem
 from robo.redaction import Redactor
@@ -330,7 +328,7 @@ class ProcessRun:
         so their items can be reclaimed: no run stays 'running' after its process is gone."""
         cutoff = utcnow() - dt.timedelta(seconds=self.env.abandon_after_seconds)
         self.env.ledger.abandon_stale(
-            cutoff, socket.gethostname(), psutil.pid_exists, process_id=self.definition.id
+            cutoff, socket.gethostname(), process_alive, process_id=self.definition.id
         )
 
     def _reclaim(self) -> None:
@@ -531,7 +529,7 @@ class ProcessRun:
             self._record(ItemOutcome(
                 position=position, reference=taken.reference, status="success", attempts=0,
                 started_at=started, finished_at=utcnow(), data=taken.data,
-                output={"verified": verdict.detail}, queue_item_id=taken.id,
+                output={**ctx.output, "verified": verdict.detail}, queue_item_id=taken.id,
                 max_runs=self.definition.retry.max_runs,
             ))  # fmt: skip
             return False

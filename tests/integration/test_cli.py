@@ -24,6 +24,7 @@ PROCESSES = REPO / "processes"
 PROCESS_IDS = [
     "hr-claims-entry",
     "invoice-commitment-check",
+    "invoice-inbox-dispatch",
     "new-files-export",
     "outstanding-reminders",
     "residence-permit-entry",
@@ -125,13 +126,15 @@ def test_deploy_prints_created_then_unchanged(home: Path, sqlite_url: str) -> No
     first = robo(home, sqlite_url, "deploy", str(PROCESSES))
     assert first.exit_code == 0, first.output
     lines = first.stdout.splitlines()
-    assert len(lines) == 5
+    assert len(lines) == len(PROCESS_IDS)
     for process_id in PROCESS_IDS:
         assert any(line.split()[:3] == ["created", process_id, "1.0.0"] for line in lines)
 
     again = robo(home, sqlite_url, "deploy", str(PROCESSES))
     assert again.exit_code == 0, again.output
-    assert [line.split()[0] for line in again.stdout.splitlines()] == ["unchanged"] * 5
+    assert [line.split()[0] for line in again.stdout.splitlines()] == ["unchanged"] * len(
+        PROCESS_IDS
+    )
 
 
 def test_deploy_of_changed_content_under_the_same_version_is_refused(

@@ -61,7 +61,7 @@ def items_of(robo: Robo, run_id: int) -> dict[str, Any]:
 # (process, succeeded, business exceptions): the sample inputs are built to give these.
 SAMPLES = [
     ("residence-permit-entry", 7, 3),
-    ("invoice-commitment-check", 8, 4),
+    ("invoice-inbox-dispatch", 12, 0),  # the dispatcher: every pending invoice into a queue
     ("outstanding-reminders", 20, 3),
     ("hr-claims-entry", 4, 4),
     ("new-files-export", 4, 2),
@@ -83,6 +83,30 @@ def test_each_sample_process_runs_to_completion_with_its_expected_outcomes(
     baseline = load_process(REPO / "processes" / process_id).definition.baseline
     expected = succeeded * baseline.minutes_saved_per_item + baseline.manual_minutes_per_run
     assert result.minutes_saved == pytest.approx(expected)
+    assert chromium_descendants() == []
+
+
+def test_the_performer_checks_what_the_dispatcher_queued(robo: Robo, fresh_portal: Any) -> None:
+    assert (
+        deploy_and_run(
+            robo, REPO / "processes" / "invoice-commitment-check", fresh_portal
+        ).items_total
+        == 0
+    )  # nothing queued yet: a performer only takes what it is given
+    dispatched = deploy_and_run(robo, REPO / "processes" / "invoice-inbox-dispatch", fresh_portal)
+
+    result = deploy_and_run(robo, REPO / "processes" / "invoice-commitment-check", fresh_portal)
+
+    assert dispatched.succeeded == 12
+    assert robo.queues.summary("invoices-to-check").counts == {
+        "successful": 8,
+        "business_exception": 4,
+    }
+    assert (result.succeeded, result.business_exceptions, result.application_exceptions) == (
+        8,
+        4,
+        0,
+    )
     assert chromium_descendants() == []
 
 
@@ -205,11 +229,12 @@ def test_the_run_time_limit_stops_the_run_and_leaves_the_rest_unprocessed(
     robo: Robo, fresh_portal: Any, make_process: Any
 ) -> None:
     steps = [{"goto": "{{ params.portal_url }}/slow?seconds=1"}]
-    rows = "ref\n" + "\n".join(f"R{i}" for i in range(10)) + "\n"
+    rows = "ref\n" + "\n".join(f"R{i}" for i in range(20)) + "\n"
+    # 8 s leave room for Chromium to start on a loaded machine; 20 items need 20 s.
     spec = definition(
         bot={"steps": steps},
         secrets=[],
-        timeouts={"item_seconds": 10, "run_seconds": 3, "step_seconds": 5},
+        timeouts={"item_seconds": 10, "run_seconds": 8, "step_seconds": 5},
     )
     folder = make_process(spec, files={"input/items.csv": rows})
 
@@ -217,8 +242,8 @@ def test_the_run_time_limit_stops_the_run_and_leaves_the_rest_unprocessed(
 
     detail = robo.ledger.run_detail(result.run_id)
     assert result.status == "timed_out"
-    assert detail.run.items_total == 10
-    assert 0 < len(detail.items) < 10
+    assert detail.run.items_total == 20
+    assert 0 < len(detail.items) < 20
     assert "not processed" in (result.error or "")
 
 
