@@ -10,7 +10,9 @@ profile into temporary folders of the driver's ``TMPDIR``; a run killed with its
 driver and browser (kill -9, the OOM killer) leaves them behind. So each session
 gives its driver a private folder of its own, ``robo-session-<pid>-<start>-*``,
 inside the installation's ``tmp`` folder (0700), removes it when it closes, and
-when it starts removes the folders of sessions whose process is gone.
+when it starts removes the folders of sessions whose process is gone. Chromium
+itself gets a short folder of the same name in the system's temporary folder,
+for the one thing it keeps there: a Unix socket, whose path length is limited.
 """
 
 from __future__ import annotations

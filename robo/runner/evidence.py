@@ -40,7 +40,10 @@ _MARK = """([secrets, attribute]) => {
             if (el.shadowRoot) visit(el.shadowRoot);
             const tag = el.tagName;
             if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') {
-                if (el.type === 'password' || hit(el.value) || hit(el.placeholder)) mark(el);
+                const shown = tag === 'SELECT'
+                    ? Array.from(el.selectedOptions || []).some((o) => hit(o.textContent))
+                    : hit(el.placeholder);
+                if (el.type === 'password' || hit(el.value) || shown) mark(el);
                 continue;
             }
             if (textHit && hit(el.textContent)
@@ -63,9 +66,9 @@ _HIDE_MARKED = (
     f"[{MASK_ATTRIBUTE}] {{ color: transparent !important; "
     "-webkit-text-fill-color: transparent !important; text-shadow: none !important; }"
 )
-# Request and response headers that carry credentials; never kept in a trace.
 # The driver's wall clock is read in whole milliseconds; robo's own cannot be compared closer.
 CLOCK_TOLERANCE_MS = 1.0
+# Request and response headers that carry credentials; never kept in a trace.
 CREDENTIAL_HEADERS = frozenset(
     {"cookie", "set-cookie", "authorization", "proxy-authorization", "x-api-key"}
 )

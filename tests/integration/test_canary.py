@@ -600,3 +600,88 @@ def test_an_unknown_parameter_at_run_time_fails_the_run_at_once(
     assert "portal_ulr" in (result.error or "")
     assert (result.business_exceptions, result.application_exceptions) == (0, 0)
     assert robo.ledger.run_detail(result.run_id).items == []
+
+
+# --- regressions: Playwright's folders -----------------------------------------------------
+
+
+def test_only_stale_session_folders_of_dead_runs_are_scrubbed(tmp_path: Path) -> None:
+    from robo.runner.browser import SESSION_PREFIX, scrub_stale
+
+    me = psutil.Process()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)
+    started = int(time.time()) - 100
+    folders = {
+        "mine": tmp_path / f"{SESSION_PREFIX}{me.pid}-{int(me.create_time())}-a",
+        "dead": tmp_path / f"{SESSION_PREFIX}{dead.pid}-{started}-b",
+        "dead-but-new": tmp_path / f"{SESSION_PREFIX}{dead.pid}-{started}-c",
+        "recycled-pid": tmp_path / f"{SESSION_PREFIX}{me.pid}-{started}-d",
+        "not-ours": tmp_path / "playwright-artifacts-e",
+    }
+    for folder in folders.values():
+        (folder / "playwright-artifacts-x").mkdir(parents=True)
+        (folder / "playwright-artifacts-x" / "trace.trace").write_text(CANARY)
+    run_start = time.time()
+    for name in ("mine", "dead", "recycled-pid", "not-ours"):
+        os.utime(folders[name], (run_start - 60, run_start - 60))
+    os.utime(folders["dead-but-new"], (run_start + 5, run_start + 5))  # made since
+
+    removed = scrub_stale(tmp_path, run_start)
+
+    assert sorted(p.name for p in removed) == sorted(
+        folders[n].name for n in ("dead", "recycled-pid")
+    )
+    assert folders["mine"].exists()  # in use: its process is alive
+    assert folders["dead-but-new"].exists()  # newer than the run: not judged
+    assert folders["not-ours"].exists()
+
+
+# --- regressions: what declarative steps let through -----------------------------------------
+
+
+class _Shown:
+    """A fake locator: one visible element with this text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.first = self
+
+    def count(self) -> int:
+        return 1
+
+    def is_visible(self) -> bool:
+        return True
+
+    def inner_text(self) -> str:
+        return self.text
+
+
+class _Page:
+    def locator(self, selector: str) -> _Shown:
+        return _Shown(f"done for {selector}")
+
+
+def test_skip_if_ends_the_item_as_skipped_not_as_an_application_exception() -> None:
+    from robo.errors import ItemSkipped
+    from robo.runner.steps import run_steps
+    from robo.step_models import SkipIfStep
+
+    ctx = _ctx({"ref": "A1"}, {})
+    ctx.page = _Page()  # type: ignore[assignment]
+    step = SkipIfStep(skip_if={"selector": "#receipt", "message": "already {{ text }}"})
+
+    with pytest.raises(ItemSkipped, match="already done for #receipt"):
+        run_steps([step], ctx, Path("."))
+
+
+def test_a_configuration_error_in_a_step_is_not_turned_into_an_application_exception() -> None:
+    from robo.runner.steps import run_steps
+    from robo.step_models import SkipIfStep
+
+    ctx = _ctx({"ref": "A1"}, {})
+    ctx.page = _Page()  # type: ignore[assignment]
+    step = SkipIfStep(skip_if={"selector": "{{ params.nope }}"})
+
+    with pytest.raises(ConfigurationError, match="parameter 'nope'"):
+        run_steps([step], ctx, Path("."))
