@@ -131,7 +131,7 @@ def robo_env(home: Path, **extra: str) -> dict[str, str]:
         ROBO_DATABASE_URL=f"sqlite:///{home / 'robo.db'}",
         ROBO_SECRET_PORTAL_PASSWORD=PORTAL_PASSWORD,
         ROBO_LOG_LEVEL="warning",
-        ROBO_CONFIG=str(home / "none.toml"),
+        ROBO_CONFIG=os.devnull,  # an empty robo.toml
     )
     env.update(extra)
     return env

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import os
 import signal
 import sys
@@ -67,6 +69,28 @@ def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _unencodable(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """Text robo prints may hold lone surrogates: a file name given as undecodable bytes
+    (written back as those bytes), or an escape in input data (shown as \\udXXX)."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    chunk = exc.object[exc.start : exc.end]
+    if all("\udc80" <= c <= "\udcff" for c in chunk):
+        return bytes(ord(c) - 0xDC00 for c in chunk), exc.end
+    return "".join(f"\\u{ord(c):04x}" for c in chunk), exc.end
+
+
+codecs.register_error("robo-text", _unencodable)
+
+
+def _tolerant_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a stream that cannot change
+                reconfigure(errors="robo-text")
+
+
 @click.group(
     cls=RoboGroup, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]}
 )
@@ -94,6 +118,7 @@ def cli(
     each work item; every item lands in the ledger with the minutes it saved.
     """
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    _tolerant_output()
     state = Context(
         {"home": home, "database_url": database_url, "region": region, "log_level": log_level}
     )
@@ -113,10 +138,11 @@ def _register() -> None:
         run_cmds,
         scheduler_cmds,
         secret_cmds,
+        worklist_cmds,
     )
 
     modules = (registry_cmds, run_cmds, report_cmds, scheduler_cmds, replication_cmds)
-    for module in (*modules, queue_cmds, ops_cmds, secret_cmds, db_cmds, demo_cmds):
+    for module in (*modules, queue_cmds, worklist_cmds, ops_cmds, secret_cmds, db_cmds, demo_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

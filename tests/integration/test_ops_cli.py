@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from tests.conftest import definition
 
 
 def invoke(home: Path, url: str, *args: str, env: dict[str, str] | None = None) -> Any:
-    base = {"ROBO_CONFIG": str(home / "none.toml")}
+    base = {"ROBO_CONFIG": os.devnull}  # no robo.toml from the folder the tests run in
     return CliRunner(env={**base, **(env or {})}).invoke(
         cli, ["--home", str(home), "--database-url", url, *args], catch_exceptions=False
     )

@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,7 +43,7 @@ def robo(home: Path, url: str) -> Iterator[Callable[..., Result]]:
     """``robo(*args)``: the CLI on this installation."""
 
     def invoke(*args: str) -> Result:
-        runner = CliRunner(env={"ROBO_CONFIG": str(home / "none.toml"), "ROBO_REGION": None})
+        runner = CliRunner(env={"ROBO_CONFIG": os.devnull, "ROBO_REGION": None})
         return runner.invoke(
             cli,
             ["--home", str(home), "--database-url", url, "--region", "occitanie", *args],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def _no_browser(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def robo_cli(home: Path, url: str, *args: str) -> Any:
-    env = {"ROBO_HOME": str(home), "ROBO_DATABASE_URL": url, "ROBO_CONFIG": str(home / "none")}
+    env = {"ROBO_HOME": str(home), "ROBO_DATABASE_URL": url, "ROBO_CONFIG": os.devnull}
     return CliRunner(env=env).invoke(cli, list(args), catch_exceptions=False)
 
 
@@ -206,7 +207,7 @@ def test_doctor_names_a_process_whose_secret_is_not_set(
 
     missing = robo_cli(home, sqlite_url, "doctor", "--json")
     env = {"ROBO_HOME": str(home), "ROBO_DATABASE_URL": sqlite_url,
-           "ROBO_CONFIG": str(home / "none"), "ROBO_SECRET_PORTAL_PASSWORD": "x"}  # fmt: skip
+           "ROBO_CONFIG": os.devnull, "ROBO_SECRET_PORTAL_PASSWORD": "x"}  # fmt: skip
     given = CliRunner(env=env).invoke(cli, ["doctor", "--json"], catch_exceptions=False)
 
     found = checks_of(missing)["process secrets"]
