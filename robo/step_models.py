@@ -277,8 +277,8 @@ def template_environment(undefined: type[Undefined] | None = None) -> Environmen
     refused (jinja2's SecurityError)."""
     from jinja2 import StrictUndefined, nodes
     from jinja2.compiler import CodeGenerator
-    from jinja2.runtime import Context
     from jinja2.exceptions import SecurityError
+    from jinja2.runtime import Context
     from jinja2.sandbox import SandboxedEnvironment
 
     class NoFolding(CodeGenerator):

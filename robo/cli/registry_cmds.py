@@ -3,12 +3,58 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from robo.cli.common import Context, json_option
 from robo.cli.render import note, print_json, table
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[str, Any]
+else:  # generic only in recent click
+    _ParamType = click.ParamType
+
+
+class StoredText(_ParamType):
+    """An argument robo looks up in its database: a process id, a version, a name.
+
+    Refused before any query when it could not be stored at all (a lone surrogate from
+    undecodable bytes, a NUL, too long) or does not match ``pattern``: a usage error
+    saying what is expected, instead of a database error.
+    """
+
+    name = "text"
+
+    def __init__(self, what: str, pattern: str | None = None, max_length: int = 255) -> None:
+        self.what = what
+        self.pattern = re.compile(pattern) if pattern else None
+        self.max_length = max_length
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if "\0" in text or not _encodable(text) or len(text) > self.max_length:
+            self.fail(f"{text[:40]!r}... is not a {self.what}", param, ctx)
+        if self.pattern is not None and not self.pattern.match(text):
+            self.fail(f"{text!r} is not a {self.what}", param, ctx)
+        return text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+PROCESS_ID = StoredText(
+    "process id (lower-case letters, digits and '-'; `robo processes` lists them)",
+    r"^[a-z0-9][a-z0-9-]{0,62}$",
+)
+VERSION = StoredText("version (e.g. 1.2.0; `robo history ID` lists them)", max_length=64)
 
 
 def write_output(output: Path, data: bytes) -> None:
@@ -147,8 +193,10 @@ def processes(obj: Context, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("process_id")
-@click.option("--version", "version", help="A deployed version (default: the active one).")
+@click.argument("process_id", type=PROCESS_ID)
+@click.option(
+    "--version", "version", type=VERSION, help="A deployed version (default: the active one)."
+)
 @json_option
 @click.pass_obj
 def show(obj: Context, process_id: str, version: str | None, as_json: bool) -> None:
@@ -187,7 +235,7 @@ def show(obj: Context, process_id: str, version: str | None, as_json: bool) -> N
 
 
 @click.command()
-@click.argument("process_id")
+@click.argument("process_id", type=PROCESS_ID)
 @json_option
 @click.pass_obj
 def history(obj: Context, process_id: str, as_json: bool) -> None:
@@ -207,9 +255,9 @@ def history(obj: Context, process_id: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("process_id")
-@click.argument("old")
-@click.argument("new")
+@click.argument("process_id", type=PROCESS_ID)
+@click.argument("old", type=VERSION)
+@click.argument("new", type=VERSION)
 @click.pass_obj
 def diff(obj: Context, process_id: str, old: str, new: str) -> None:
     """Show what changed between two deployed versions (unified diff).
@@ -223,8 +271,8 @@ def diff(obj: Context, process_id: str, old: str, new: str) -> None:
 
 
 @click.command()
-@click.argument("process_id")
-@click.argument("version")
+@click.argument("process_id", type=PROCESS_ID)
+@click.argument("version", type=VERSION)
 @click.pass_obj
 def rollback(obj: Context, process_id: str, version: str) -> None:
     """Make an earlier deployed version the active one again.
@@ -238,7 +286,7 @@ def rollback(obj: Context, process_id: str, version: str) -> None:
 
 
 @click.command()
-@click.argument("process_id")
+@click.argument("process_id", type=PROCESS_ID)
 @click.pass_obj
 def disable(obj: Context, process_id: str) -> None:
     """Stop a process from running (manual runs and schedules) until enabled."""
@@ -247,7 +295,7 @@ def disable(obj: Context, process_id: str) -> None:
 
 
 @click.command()
-@click.argument("process_id")
+@click.argument("process_id", type=PROCESS_ID)
 @click.pass_obj
 def enable(obj: Context, process_id: str) -> None:
     """Allow a disabled process to run again."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from robo.cli.common import Context, json_option
+from robo.cli.registry_cmds import PROCESS_ID, VERSION
 from robo.cli.render import note, print_json, table
 
 catalogue_option = click.option(
@@ -36,8 +37,8 @@ def _day(value: str | None, option: str) -> dt.datetime | None:
 
 
 @click.command("export")
-@click.argument("process_id")
-@click.option("--version", help="Version to export (default: the active one).")
+@click.argument("process_id", type=PROCESS_ID)
+@click.option("--version", type=VERSION, help="Version to export (default: the active one).")
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Bundle file to write."
 )
@@ -212,7 +213,7 @@ def overlay_apply(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
 
 
 @overlay.command("show")
-@click.argument("process_id")
+@click.argument("process_id", type=PROCESS_ID)
 @json_option
 @click.pass_obj
 def overlay_show(obj: Context, process_id: str, as_json: bool) -> None:
@@ -246,7 +247,7 @@ def overlay_list(obj: Context, as_json: bool) -> None:
 
 
 @overlay.command("remove")
-@click.argument("process_id")
+@click.argument("process_id", type=PROCESS_ID)
 @click.pass_obj
 def overlay_remove(obj: Context, process_id: str) -> None:
     """Forget a process's overlay: it runs with the origin's values again."""
@@ -286,7 +287,7 @@ def replicas(obj: Context, catalogue: Path | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("process_id")
+@click.argument("process_id", type=PROCESS_ID)
 @catalogue_option
 @click.option(
     "--overlay",

@@ -66,7 +66,9 @@ def list_secrets(obj: Context, as_json: bool) -> None:
 def delete_secret(obj: Context, name: str) -> None:
     """Remove a stored secret."""
     from robo.errors import SecretError
+    from robo.secrets import check_name
 
+    check_name(name)
     if not obj.robo.secrets.delete(name):
         raise SecretError(f"no stored secret '{name}'")
     click.echo(f"secret {name} deleted")

@@ -86,7 +86,8 @@ def _check_infos(path: Path, infos: list[zipfile.ZipInfo], limits: Limits) -> No
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise BundleError(f"{path}: entry '{name}' is a symbolic link; refused")
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # No file type at all (zipfile.writestr, many tools) is read as a plain file.
+        if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             raise BundleError(f"{path}: entry '{name}' is not a regular file; refused")
         if info.flag_bits & 0x1:
             raise BundleError(f"{path}: entry '{name}' is encrypted; refused")
@@ -128,11 +129,11 @@ def _check_local_header(info: zipfile.ZipInfo, blob: bytes) -> None:
     fields = _LOCAL_HEADER.unpack(blob[start : start + _LOCAL_HEADER.size])
     magic, version, flags, method, time, date, crc, compressed, size, name_length, _ = fields
     year, month, day, hour, minute, second = info.date_time
-    expected = (
+    expected: tuple[object, ...] = (
         b"PK\x03\x04", info.extract_version, info.flag_bits, info.compress_type,
         hour << 11 | minute << 5 | second // 2, (year - 1980) << 9 | month << 5 | day,
     )  # fmt: skip
-    found = (magic, version, flags, method, time, date)
+    found: tuple[object, ...] = (magic, version, flags, method, time, date)
     if not info.flag_bits & 0x08:  # no data descriptor: sizes and CRC are in the header
         expected += (info.CRC, info.compress_size, info.file_size)
         found += (crc, compressed, size)

@@ -266,7 +266,13 @@ def read_metrics(keys: KeyStore, path: Path) -> tuple[MetricsManifest, str]:
     signature = document.get("signature")
     if not isinstance(region, str) or not isinstance(signature, str):
         raise MetricsError(f"{path} has no region or no signature")
-    keys.verify(region, signed_bytes(manifest), signature, f"metrics {path.name}")
+    try:
+        body = signed_bytes(manifest)
+    except UnicodeEncodeError:  # a lone surrogate escaped in the JSON: never signed by robo
+        raise MetricsError(
+            f"{path} holds text that is not valid Unicode; was it altered?"
+        ) from None
+    keys.verify(region, body, signature, f"metrics {path.name}")
     try:
         parsed = MetricsManifest.model_validate(manifest)
     except ValidationError as exc:

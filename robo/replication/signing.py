@@ -250,6 +250,11 @@ class KeyStore:
 
     def verify(self, region: str, data: bytes, signature: str, what: str) -> None:
         """Raise SignatureError unless ``signature`` is ``region``'s trusted key over ``data``."""
+        if not isinstance(region, str) or not _SLUG.match(region):
+            raise SignatureError(
+                f"{what} names its signer {str(region)[:70]!r}, which is not a region name; "
+                "the file was altered or is not from robo"
+            )
         with self.db.session() as session:
             row = session.get(TrustedKeyRow, region)
             public = row.public_key if row is not None else None

@@ -23,14 +23,14 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
+from hypothesis.control import currently_in_test_context
 
 from robo.app import Robo
 from robo.canonical import signed_bytes
@@ -91,15 +91,22 @@ baseline:
 """
 
 
-@dataclass(frozen=True)
 class World:
-    root: Path
-    occitanie: Path
-    national: Path
-    bundle: bytes
-    metrics: bytes
-    guyane_key: Ed25519PrivateKey
-    guyane_public: str
+    """What build_world prepared (a plain class: hypothesis prints it with each failure)."""
+
+    def __init__(
+        self, root: Path, bundle: bytes, metrics: bytes, key: Ed25519PrivateKey, public: str
+    ) -> None:
+        self.root = root
+        self.occitanie = root / "occitanie"
+        self.national = root / "national"
+        self.bundle = bundle
+        self.metrics = metrics
+        self.guyane_key = key
+        self.guyane_public = public
+
+    def __repr__(self) -> str:
+        return f"World({self.root})"
 
 
 def _installation(home: Path, region: str) -> Robo:
@@ -199,15 +206,7 @@ def build_world(root: Path) -> World:
 
     for home in ("occitanie", "national"):
         _checkpoint(root / home / "robo.db")
-    return World(
-        root=root,
-        occitanie=root / "occitanie",
-        national=root / "national",
-        bundle=bundle_path.read_bytes(),
-        metrics=metrics_path.read_bytes(),
-        guyane_key=key,
-        guyane_public=public,
-    )
+    return World(root, bundle_path.read_bytes(), metrics_path.read_bytes(), key, public)
 
 
 # --- one example ------------------------------------------------------------------------
@@ -260,6 +259,8 @@ def assert_clean(
     after a refusal the database is exactly as before. ``as_json``: the command was
     asked for JSON, so a refusal may be a JSON report instead of an error line."""
     output = result.output
+    if currently_in_test_context():  # --hypothesis-show-statistics: refused vs accepted
+        event(f"exit {result.exit_code}")
     assert not TRACEBACK.search(output), output
     exception = result.exception
     assert exception is None or isinstance(exception, SystemExit), repr(exception)
@@ -280,13 +281,14 @@ def assert_clean(
 
 
 def resign_metrics(document: Any, key: Ed25519PrivateKey) -> bytes:
+    document = json.loads(json.dumps(document, default=str))  # dates and such as text
     if isinstance(document, dict) and isinstance(document.get("manifest"), dict):
         try:
             body = signed_bytes(document["manifest"])
         except (ValueError, TypeError):
             body = b""
         document = {**document, "signature": signing.sign(key, body)}
-    return json.dumps(document).encode()
+    return json.dumps(document, default=str).encode()
 
 
 def yaml_text(data: Any) -> str:

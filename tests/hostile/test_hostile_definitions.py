@@ -126,7 +126,7 @@ def templates(draw: st.DrawFn) -> str:
 
 
 @given(case=mutated_definitions(), as_json=st.booleans())
-@settings(HOSTILE, max_examples=260)
+@settings(HOSTILE, max_examples=350)
 def test_a_mutated_definition_is_valid_or_refused_with_located_problems(
     case: tuple[str, str], as_json: bool
 ) -> None:
@@ -140,7 +140,7 @@ def test_a_mutated_definition_is_valid_or_refused_with_located_problems(
 
 
 @given(case=spliced_definitions())
-@settings(HOSTILE, max_examples=160)
+@settings(HOSTILE, max_examples=200)
 def test_yaml_spliced_with_tags_nesting_and_bad_syntax_is_refused_cleanly(
     case: tuple[str, str],
 ) -> None:

@@ -431,3 +431,58 @@ def test_manifest_entries_are_checked_in_memory_only(
 
     refused(target, write(tmp_path / "b.zip", entries))
     assert sorted(p.name for p in target.settings.home.rglob("*")) == before
+
+
+# --- hostile manifests (issue 12) ------------------------------------------------------------
+
+
+def test_a_deeply_nested_manifest_is_refused_before_the_signature_check_with_no_key(
+    installation: Installation, tmp_path: Path
+) -> None:
+    nobody = installation("bretagne")  # trusts no key at all
+    path = write(
+        tmp_path / "nested.zip",
+        {"manifest.json": b"[" * 100_000 + b"]" * 100_000, "signature": b"x"},
+    )
+    message = refused(nobody, path, BundleError)
+    assert "nested 100000 levels deep" in message
+
+
+def test_a_manifest_with_non_finite_numbers_is_refused(
+    origin: Robo, target: Robo, bundle: Path, tmp_path: Path
+) -> None:
+    entries = entries_of(bundle)
+    entries["manifest.json"] = entries["manifest.json"].replace(
+        b'"format_version":1', b'"format_version":NaN'
+    )
+    assert b"NaN" in entries["manifest.json"]
+    assert "finite" in refused(target, write(tmp_path / "nan.zip", entries), BundleError)
+
+
+def test_a_catalogue_skips_a_bad_bundle_with_its_reason_and_lists_the_rest(
+    origin: Robo, target: Robo, bundle: Path
+) -> None:
+    from robo.replication.catalogue import read_catalogue
+
+    write(
+        bundle.parent / "nested.robo.zip",
+        {"manifest.json": b'{"a":' * 5000 + b"1" + b"}" * 5000, "signature": b"x"},
+    )
+    (bundle.parent / "garbage.robo.zip").write_bytes(b"PK\x03\x04 not a zip")
+
+    catalogue = read_catalogue(target.keys, bundle.parent)
+
+    assert [e.manifest.process_id for e in catalogue.entries] == ["sample-process"]
+    assert sorted(r.split(":")[0] for r in catalogue.rejected) == [
+        "garbage.robo.zip",
+        "nested.robo.zip",
+    ]
+
+
+def test_an_encrypted_entry_is_refused_not_a_crash(
+    target: Robo, bundle: Path, tmp_path: Path
+) -> None:
+    data = bytearray(bundle.read_bytes())
+    data[6] |= 0x01  # the "encrypted" flag of the first entry's local header
+    (tmp_path / "encrypted.zip").write_bytes(bytes(data))
+    refused(target, tmp_path / "encrypted.zip", BundleError)
