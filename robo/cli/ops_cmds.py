@@ -116,9 +116,7 @@ def doctor(obj: Context, as_json: bool) -> None:
     robo = obj.robo
     # Doctor opens the database without migrating it, and asks for the registry (which opens
     # robo.db, migrating) only once it found the schema at the newest revision.
-    checks = diagnose(
-        robo.settings, longest_run=lambda: longest_run(robo.registry), env=robo.env
-    )
+    checks = diagnose(robo.settings, longest_run=lambda: longest_run(robo.registry), env=robo.env)
     if as_json:
         print_json(checks)
     else:
