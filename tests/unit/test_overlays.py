@@ -61,6 +61,7 @@ def guyane(installation: Installation, origin: Robo, tmp_path: Path) -> Robo:
         "sample-process",
         None,
         tmp_path / "catalogue" / "s-1.0.0.robo.zip",
+        with_items=True,
     )
     import_bundle(robo.db, robo.registry, robo.keys, tmp_path / "catalogue" / "s-1.0.0.robo.zip")
     return robo
@@ -232,7 +233,10 @@ def test_an_upgrade_the_overlay_no_longer_fits_is_refused_and_stores_nothing(
     origin: Robo, guyane: Robo, make_process: Callable[..., Path], tmp_path: Path
 ) -> None:
     apply_overlays(guyane.db, guyane.registry, [overlay_file(tmp_path)])
-    catalogue = release(origin, make_process, tmp_path, parameters={"base_url": "http://x"})
+    catalogue = release(
+        origin, make_process, tmp_path, parameters={"base_url": "http://x"},
+        bot={"steps": [{"goto": "{{ params.base_url }}/"}]},
+    )  # fmt: skip
     with guyane.db.session() as session:
         versions = session.scalar(select(func.count()).select_from(VersionRow))
 
@@ -253,7 +257,10 @@ def test_an_upgrade_can_bring_the_overlay_rewritten_for_the_new_version(
     origin: Robo, guyane: Robo, make_process: Callable[..., Path], tmp_path: Path
 ) -> None:
     apply_overlays(guyane.db, guyane.registry, [overlay_file(tmp_path)])
-    catalogue = release(origin, make_process, tmp_path, parameters={"base_url": "http://x"})
+    catalogue = release(
+        origin, make_process, tmp_path, parameters={"base_url": "http://x"},
+        bot={"steps": [{"goto": "{{ params.base_url }}/"}]},
+    )  # fmt: skip
     fixed = tmp_path / "fixed" / "sample-process.yaml"
     fixed.parent.mkdir()
     fixed.write_text(OVERLAY.replace("portal_url:", "base_url:"), encoding="utf-8")
