@@ -32,7 +32,7 @@ MAX_ITEM_SECONDS = 86_400  # a day
 MAX_RUN_SECONDS = 604_800  # a week
 MAX_STEP_SECONDS = 3_600  # an hour (Playwright timers are 32-bit milliseconds)
 MIN_STEP_SECONDS = 0.1  # Playwright reads 0 as "no time limit"
-MIN_EVERY_MINUTES = 1
+MIN_EVERY_MINUTES = 0.05  # 3 seconds: the scheduler checks its loop about every second
 MAX_EVERY_MINUTES = 525_600  # a year
 MAX_GRACE_MINUTES = 10_080
 MAX_QUEUE_MIN_ITEMS = 100_000
@@ -266,7 +266,7 @@ class ScheduleEntry(Model):
         default=None,
         ge=MIN_EVERY_MINUTES,
         le=MAX_EVERY_MINUTES,
-        description="Interval in minutes, from 1 minute to a year.",
+        description="Interval in minutes, from 0.05 (3 seconds) to a year.",
     )
     queue: QueueTrigger | None = Field(
         default=None, description="Queue trigger, e.g. {min_items: 20, max_runs: 2}."

@@ -80,6 +80,7 @@ def one_run_minutes_per_item(tmp_path: Path, make_process: Any) -> float:
 def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
     cluster = Cluster(tmp_path, postgres_url, REDIS_URL)
     cluster.env["ROBO_BROKER_VISIBILITY_TIMEOUT"] = "120"  # > timeouts.run_seconds
+    cluster.env["ROBO_LOG_LEVEL"] = "warning"  # a failure shows warnings, not 400 item lines
     try:
         yield cluster
     finally:
@@ -97,11 +98,30 @@ def start_two_workers(cluster: Cluster) -> None:
     )
 
 
-def drained(cluster: Cluster, runs: int) -> bool:
-    with cluster.robo.db.session() as s:
-        statuses = list(s.scalars(select(RunRow.status)))
-        left = s.scalar(select(func.count()).where(QueueItemRow.status.in_(("new", "in_progress"))))
-    return len(statuses) >= runs and "running" not in statuses and left == 0
+def drained(cluster: Cluster, runs: int, timeout: float, what: str) -> None:
+    """Wait until ``runs`` runs ended and no item waits or is in progress; on time-out,
+    say what the runs and the queue looked like."""
+    state: dict[str, Any] = {}
+
+    def done() -> bool:
+        with cluster.robo.db.session() as s:
+            state["runs"] = [(r.id, r.trigger, r.status, r.worker, r.error) for r in
+                             s.scalars(select(RunRow).order_by(RunRow.id))]  # fmt: skip
+            state["items"] = dict(
+                s.execute(select(QueueItemRow.status, func.count()).group_by(QueueItemRow.status))
+                .tuples()
+                .all()
+            )
+        statuses = [run[2] for run in state["runs"]]
+        left = sum(n for status, n in state["items"].items() if status in ("new", "in_progress"))
+        return len(statuses) >= runs and "running" not in statuses and left == 0
+
+    try:
+        wait_for(done, timeout, what, cluster)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\nruns: {state.get('runs')}\nqueue: {state.get('items')}"
+        ) from None
 
 
 def assert_each_item_taken_recorded_and_credited_once(
@@ -147,7 +167,7 @@ def test_submit_runs_two_drains_one_queue_on_two_workers_each_item_once(
     submitted = json.loads(cluster.robo_cli("submit", PROCESS, "--runs", "2", "--json"))
 
     assert [job["process_id"] for job in submitted] == [PROCESS, PROCESS]
-    wait_for(lambda: drained(cluster, 2), 90, "the queue drained by two runs", cluster)
+    drained(cluster, 2, 90, "the queue drained by two runs")
     assert_two_overlapping_runs_on_two_workers(cluster, "submit")
     assert_each_item_taken_recorded_and_credited_once(cluster, minutes_per_item)
 
@@ -164,7 +184,7 @@ def test_a_queue_trigger_starts_two_runs_that_drain_the_queue_on_two_workers(
     deploy_and_fill(cluster.robo, make_process, schedule)
     cluster.start("scheduler", "scheduler", "start", "--drain-seconds", "5")
 
-    wait_for(lambda: drained(cluster, 2), 90, "the queue trigger's runs to drain it", cluster)
+    drained(cluster, 2, 90, "the queue trigger's runs to drain it")
     assert_two_overlapping_runs_on_two_workers(cluster, "queue")
     assert_each_item_taken_recorded_and_credited_once(cluster, minutes_per_item)
     with cluster.robo.db.session() as s:

@@ -887,8 +887,8 @@ def test_non_finite_and_absurd_numbers_are_refused(
     assert refused_cleanly(folder, field).field == field
 
 
-@pytest.mark.parametrize("value", [".inf", ".nan", "1e308", str(2**63), "0.001", "0"])
-def test_every_minutes_is_finite_and_at_least_one_minute(tmp_path: Path, value: str) -> None:
+@pytest.mark.parametrize("value", [".inf", ".nan", "1e308", str(2**63), "0.001", "0.04", "0"])
+def test_every_minutes_is_finite_and_at_least_three_seconds(tmp_path: Path, value: str) -> None:
     text = sample_text().replace('- cron: "0 7 * * mon-fri"', f"- every_minutes: {value}")
     field = refused_cleanly(sample_copy(tmp_path, text)).field
     assert field == "schedule.triggers[0].every_minutes"
