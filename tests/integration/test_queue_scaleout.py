@@ -107,11 +107,12 @@ def drained(cluster: Cluster, runs: int, timeout: float, what: str) -> None:
         with cluster.robo.db.session() as s:
             state["runs"] = [(r.id, r.trigger, r.status, r.worker, r.error) for r in
                              s.scalars(select(RunRow).order_by(RunRow.id))]  # fmt: skip
-            state["items"] = dict(
-                s.execute(select(QueueItemRow.status, func.count()).group_by(QueueItemRow.status))
-                .tuples()
-                .all()
-            )
+            state["items"] = {
+                status: n
+                for status, n in s.execute(
+                    select(QueueItemRow.status, func.count()).group_by(QueueItemRow.status)
+                )
+            }
         statuses = [run[2] for run in state["runs"]]
         left = sum(n for status, n in state["items"].items() if status in ("new", "in_progress"))
         return len(statuses) >= runs and "running" not in statuses and left == 0
