@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -206,6 +208,10 @@ def drain_worker(
 ) -> None:
     """In a worker process: one run takes and records items until the queue is empty
     (or ``limit`` items); reports what it took and when."""
+    if sys.platform.startswith("linux"):  # die with the benchmark, even if it is killed
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     robo = open_at(Path(home), url)
     try:
         from robo.logging import configure
@@ -246,7 +252,8 @@ def drain(
             ready, go, out = context.Queue(), context.Event(), context.Queue()
             each = count if limit is None else limit
             procs = [
-                context.Process(target=drain_worker, args=(str(home), url, "big", each, ready, go, out))
+                context.Process(target=drain_worker, args=(str(home), url, "big", each, ready, go, out),
+                                daemon=True)
                 for _ in range(workers)
             ]  # fmt: skip
             for proc in procs:
