@@ -28,7 +28,9 @@ def load_or_create_key(key_file: Path, key_from_env: str = "") -> bytes:
     """The Fernet key: from the environment, else a 0600 file created on first use."""
     if key_from_env:
         key = key_from_env.encode()
-    elif key_file.exists():
+    else:
+        if not key_file.exists():
+            _create_key_file(key_file)
         mode = key_file.stat().st_mode & 0o777
         if mode & 0o077:
             raise ConfigurationError(
@@ -36,12 +38,6 @@ def load_or_create_key(key_file: Path, key_from_env: str = "") -> bytes:
                 f"run: chmod 600 {key_file}"
             )
         key = key_file.read_bytes().strip()
-    else:
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key = Fernet.generate_key()
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key + b"\n")
     try:
         Fernet(key)
     except ValueError:
@@ -49,6 +45,25 @@ def load_or_create_key(key_file: Path, key_from_env: str = "") -> bytes:
             "the secret key is not a valid Fernet key (32 url-safe base64-encoded bytes)"
         ) from None
     return key
+
+
+def _create_key_file(key_file: Path) -> None:
+    """Write a new key whole, then link it in: of processes racing on a fresh home,
+    one key wins and every process reads that one, never a half-written file."""
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    draft = key_file.with_name(f".{key_file.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(Fernet.generate_key() + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, key_file)  # fails if another process linked its key first
+        except FileExistsError:
+            pass
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 def check_name(name: str) -> str:

@@ -82,9 +82,7 @@ def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
     cluster = Cluster(tmp_path, postgres_url, REDIS_URL)
     cluster.env["ROBO_BROKER_VISIBILITY_TIMEOUT"] = "120"  # > timeouts.run_seconds
     cluster.env["ROBO_LOG_LEVEL"] = "warning"  # a failure shows warnings, not 400 item lines
-    # One key for every machine, as docs/scale-out.md says. (Without it, two runs starting
-    # at once in one ROBO_HOME race to create the key file, and the loser's job fails:
-    # robo.secrets.load_or_create_key raises FileExistsError.)
+    # One key for every machine, as docs/scale-out.md says.
     cluster.env["ROBO_SECRET_KEY"] = Fernet.generate_key().decode()
     try:
         yield cluster

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import html
 import json
+import multiprocessing
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -73,6 +75,26 @@ def test_the_key_file_is_created_readable_by_its_owner_only(tmp_path: Path) -> N
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     Fernet(key)  # a usable key
     assert load_or_create_key(key_file) == key  # and the same one next time
+
+
+def _read_key(key_file: str, keys: Any) -> None:
+    keys.put(load_or_create_key(Path(key_file)))
+
+
+def test_processes_racing_on_a_fresh_home_all_get_the_one_key_written(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        key_file = tmp_path / str(attempt) / "secret.key"
+        keys = context.Queue()
+        racers = [context.Process(target=_read_key, args=(str(key_file), keys)) for _ in range(6)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(timeout=30)
+            assert racer.exitcode == 0
+        seen = {keys.get(timeout=5) for _ in racers}
+        assert seen == {key_file.read_bytes().strip()}
+        assert [p.name for p in key_file.parent.iterdir()] == ["secret.key"]  # no drafts left
 
 
 def test_a_key_file_readable_by_others_is_refused_with_a_chmod_hint(tmp_path: Path) -> None:
