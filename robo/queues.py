@@ -285,6 +285,19 @@ class Queues:
         if unique is not None:
             self.ensure(queue, unique)
         batch = list(items)
+        for attempt in range(5):
+            try:
+                return self._add_batch(queue, batch, source, run_id)
+            except IntegrityError:
+                # Another run added one of these references after we looked (two runs
+                # starting at once): look again, and that reference is refused this time.
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _add_batch(
+        self, queue: str, batch: list[NewItem], source: str, run_id: int | None
+    ) -> AddResult:
         added: list[int] = []
         refused: list[Refusal] = []
         now = utcnow()

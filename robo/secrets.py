@@ -6,6 +6,7 @@ environment given at the edge, then the encrypted store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -58,10 +59,8 @@ def _create_key_file(key_file: Path) -> None:
             handle.write(Fernet.generate_key() + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            os.link(draft, key_file)  # fails if another process linked its key first
-        except FileExistsError:
-            pass
+        with contextlib.suppress(FileExistsError):  # another process linked its key first
+            os.link(draft, key_file)
     finally:
         draft.unlink(missing_ok=True)
 

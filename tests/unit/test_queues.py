@@ -116,6 +116,41 @@ def test_a_reference_already_queued_is_refused_and_named_the_rest_is_added(
     assert [i.reference for i in queues.items(QUEUE)] == ["A", "B", "C"]
 
 
+def test_two_runs_adding_the_same_references_at_once_queue_each_one_once(
+    db: Database, queues: Queues
+) -> None:
+    """Two runs start together and both read their file: neither fails, R0 is queued once."""
+    other_run_added = threading.Event()
+    other = Queues(db, actor="run-2")
+
+    def add_in_other_run() -> None:
+        other.add(QUEUE, [NewItem("R0")], source="file items.csv", run_id=2)
+        other_run_added.set()
+
+    looked = Queues._held
+
+    first_look = threading.Event()
+
+    def held_then_the_other_run_commits(*args: Any) -> Any:
+        seen = looked(*args)
+        if not first_look.is_set():
+            first_look.set()
+            worker = threading.Thread(target=add_in_other_run)
+            worker.start()
+            worker.join(timeout=30)
+        return seen
+
+    Queues._held = staticmethod(held_then_the_other_run_commits)  # type: ignore[method-assign]
+    try:
+        result = queues.add(QUEUE, [NewItem("R0"), NewItem("R1")], source="file items.csv")
+    finally:
+        Queues._held = staticmethod(looked)  # type: ignore[method-assign]
+
+    assert other_run_added.is_set()
+    assert [r.reference for r in result.refused] == ["R0"]
+    assert [i.reference for i in queues.items(QUEUE)] == ["R0", "R1"]
+
+
 def test_adding_to_an_unknown_queue_is_refused_with_what_to_do(queues: Queues) -> None:
     with pytest.raises(QueueError, match="no queue 'nowhere'"):
         queues.add("nowhere", [NewItem("A")], source="cli")
