@@ -375,6 +375,11 @@ class Registry:
                 schedule = self._resolver.resolve(pid, base, overlay)
                 yield ScheduledProcess(pid, schedule, fires(enabled, paused, schedule))
 
+    def require(self, process_id: str) -> None:
+        """Raise ProcessNotFound (with what to do) unless the registry has this process."""
+        with self.db.session() as session:
+            self._process(session, process_id)
+
     def process_ids(self) -> list[str]:
         with self.db.session() as session:
             return list(session.scalars(select(ProcessRow.id).order_by(ProcessRow.id)))

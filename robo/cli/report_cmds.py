@@ -270,6 +270,9 @@ def report(
     if fmt in ("html", "pdf") and output is None:
         raise click.UsageError(f"--format {fmt} writes a file: add -o report.{fmt}")
     scope = _scope(since, until, period, month, processes, regions, applications)
+    from robo.reports.queries import check_known_processes
+
+    check_known_processes(obj.robo.db, processes)
     if drill:
         return _drill(obj, scope, fmt, output, limit)
     from robo.reports.html import SERIES

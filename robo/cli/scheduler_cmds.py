@@ -141,6 +141,7 @@ def schedule(obj: Context, process_id: str | None, count: int, as_json: bool) ->
             for r in rows
         ])  # fmt: skip
         return
+    robo.registry.require(process_id)
     plan = robo.registry.firing_schedule(process_id)
     events = DecisionLog(robo.db).events(process_id, limit=20)
     fires = upcoming(plan, now, count) if plan else []

@@ -336,3 +336,26 @@ def as_utc(value: Any) -> Any:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def check_known_processes(db: Database, process_ids: tuple[str, ...]) -> None:
+    """A --process filter naming no process anywhere is a typo, not an empty report.
+
+    Known means in the registry or in the ledger (runs imported from another region count).
+    """
+    from difflib import get_close_matches
+
+    from robo.errors import ReportError
+    from robo.storage.models import ProcessRow
+
+    if not process_ids:
+        return
+    with db.session() as session:
+        known = set(session.scalars(select(ProcessRow.id))) | set(
+            session.scalars(select(RunRow.process_id).distinct())
+        )
+    for process_id in process_ids:
+        if process_id not in known:
+            close = get_close_matches(process_id, sorted(known), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else "`robo processes` lists them"
+            raise ReportError(f"--process {process_id}: no such process here; {hint}")

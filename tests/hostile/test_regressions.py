@@ -173,6 +173,24 @@ def test_keys_trust_with_a_bad_region_exits_non_zero(world: World) -> None:
     assert result.exit_code == 1 and "unknown region 'BAD REGION'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["schedule", "guyane-procss"], "no process 'guyane-procss' in the registry"),
+        (["report", "--process", "guyane-procss"], "did you mean guyane-process?"),
+    ],
+)
+def test_a_process_that_does_not_exist_is_an_error_not_an_empty_answer(
+    world: World, command: list[str], expected: str
+) -> None:
+    with scratch() as tmp:
+        home = copy_home(world.occitanie, tmp)
+        before = dump(home)
+        result = run_cli(home, command)
+        assert_clean(result, before, dump(home))
+    assert result.exit_code == 1 and expected in result.output, result.output
+
+
 def test_an_undecodable_file_name_is_shown_not_a_crash(world: World) -> None:
     result = run_cli(None, ["validate", "/tmp/\udcff-no-such-folder"])
     assert_clean(result)
