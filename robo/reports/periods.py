@@ -64,7 +64,7 @@ def parse_period(text: str) -> Period:
         if _DAY.match(value):
             day = dt.date.fromisoformat(value)
             return Period(value, _utc(day), _utc(day + dt.timedelta(days=1)))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # 2026-02-30; 9999-12-31 (its end is year 10000)
         raise ReportError(f"'{text}' is not a valid period ({exc}); use {FORMATS_HINT}") from None
     raise ReportError(f"'{text}' is not a date (YYYY-MM-DD) or a period; use {FORMATS_HINT}")
 

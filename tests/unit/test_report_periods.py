@@ -52,6 +52,9 @@ def test_a_named_period_is_a_half_open_utc_interval(
         ("2026-13", "not a valid period"),
         ("2025-W53", "not a valid period"),  # 2025 has 52 ISO weeks
         ("2026-02-30", "not a valid period"),
+        ("9999-12-31", "not a valid period"),  # its end would be in year 10000
+        ("9999-Q4", "not a valid period"),
+        ("9999-W52", "not a valid period"),
     ],
 )
 def test_a_bad_period_says_what_to_type(text: str, says: str) -> None:
