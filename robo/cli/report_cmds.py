@@ -65,11 +65,26 @@ def _scope(
     )
 
 
+def _writable(output: Path) -> None:
+    """Refuse an -o path that cannot be written before the report is built."""
+    from robo.errors import RoboError
+
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.is_dir():
+            raise IsADirectoryError(21, "it is a folder")
+        with output.open("ab"):
+            pass
+    except OSError as exc:
+        raise RoboError(
+            f"cannot write {output}: {exc.strerror or exc}; choose a file you may write"
+        ) from None
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         note(f"wrote {output}")
 
@@ -273,6 +288,8 @@ def report(
     from robo.reports.queries import check_known_processes
 
     check_known_processes(obj.robo.db, processes)
+    if output is not None and (fmt != "table" or drill):
+        _writable(output)
     if drill:
         return _drill(obj, scope, fmt, output, limit)
     from robo.reports.html import SERIES

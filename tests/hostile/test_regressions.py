@@ -149,6 +149,9 @@ def test_run_show_with_a_26_digit_id_is_a_usage_error_not_an_overflow(world: Wor
         ["schema", "-o", "{blocked}/schema.json"],
         ["export", "guyane-process", "-o", "{blocked}/b.robo.zip"],
         ["metrics", "export", "-o", "{blocked}/m.json"],
+        ["report", "--format", "csv", "-o", "{blocked}/hours.csv"],
+        ["report", "--format", "html", "-o", "{blocked}/report.html"],
+        ["report", "--items", "--format", "json", "-o", "{blocked}/items.json"],
     ],
 )
 def test_an_output_path_that_cannot_be_written_is_a_clear_error(
