@@ -37,12 +37,8 @@ POSTGRES_URL = os.environ.get(
 PROCESS = ROOT / "benchmarks" / "processes" / "noop-bot"
 PROCESS_ID = "bench-noop"
 LEASE_SECONDS = 300.0
-# What a take needs on a big queue (see docs/benchmarks.md): robo's migrations do not have it.
-PROPOSED_INDEX = (
-    "CREATE INDEX ix_queue_items_next ON queue_items "
-    "(queue, priority DESC, (deadline IS NULL), deadline, created_at, id) "
-    "WHERE status IN ('new', 'deferred')"
-)
+# What a take needs on a big queue (migration 0006); dropped to measure the queue before it.
+TAKE_INDEX = "ix_queue_items_next"
 
 
 # --- databases ---------------------------------------------------------------------------
@@ -144,14 +140,13 @@ def outcome(position: int, reference: str, queue_item_id: int | None) -> Any:
 # --- (a) per-item overhead ---------------------------------------------------------------
 
 
-def add_take_index(robo: Any) -> None:
-    """The index proposed in docs/benchmarks.md (not in robo's migrations): the take
-    query's order over waiting items, so a take reads one index entry instead of sorting
-    every waiting item of the queue."""
+def drop_take_index(robo: Any) -> None:
+    """The queue as it was before migration 0006: without the index in take order, a
+    take sorts every waiting item of the queue instead of reading one index entry."""
     from sqlalchemy import text
 
     with robo.db.engine.begin() as connection:
-        connection.execute(text(PROPOSED_INDEX))
+        connection.execute(text(f"DROP INDEX {TAKE_INDEX}"))
 
 
 def plain_per_item(robo: Any, count: int, tag: str) -> float:
@@ -182,14 +177,14 @@ def queue_per_item(robo: Any, count: int, tag: str) -> float:
     return elapsed / count
 
 
-def overhead(kind: str, count: int, repeats: int, index: bool = False) -> tuple[float, float]:
+def overhead(kind: str, count: int, repeats: int, index: bool = True) -> tuple[float, float]:
     """(queue, plain) seconds per item, medians; the two alternate on one database."""
     queue_values, plain_values = [], []
     with temp_home() as home, database(kind, home) as url:
         robo = deployed(home, url)
         try:
-            if index:
-                add_take_index(robo)
+            if not index:
+                drop_take_index(robo)
             plain_per_item(robo, min(count, 50), "warm")  # first-use costs out of the way
             queue_per_item(robo, min(count, 50), "warm")
             for rep in range(repeats):
@@ -237,7 +232,7 @@ def drain_worker(
 
 
 def drain(
-    workers: int, count: int, limit: int | None = None, index: bool = False
+    workers: int, count: int, limit: int | None = None, index: bool = True
 ) -> tuple[float, int]:
     """(items/s, items taken) for ``workers`` processes draining a ``count``-item queue on
     PostgreSQL, each stopping after ``limit`` items (None: until the queue is empty)."""
@@ -246,8 +241,8 @@ def drain(
         robo = deployed(home, url)
         procs: list[Any] = []
         try:
-            if index:
-                add_take_index(robo)
+            if not index:
+                drop_take_index(robo)
             fill(robo, "big", count)
             ready, go, out = context.Queue(), context.Event(), context.Queue()
             each = count if limit is None else limit
@@ -361,12 +356,12 @@ def run(quick: bool = False) -> list[Figure]:
     require_postgres()
     count, repeats = (50, 1) if quick else (2_000, 3)
     big = 300 if quick else 100_000
-    window = 50 if quick else 500  # items per worker measured on the queue as shipped
+    window = 50 if quick else 500  # items per worker measured without the take index
     figures = []
     for kind, label, index in (
-        ("sqlite", "SQLite", False),
-        ("postgres", "PostgreSQL", False),
-        ("postgres", "PostgreSQL + proposed index", True),
+        ("sqlite", "SQLite", True),
+        ("postgres", "PostgreSQL", True),
+        ("postgres", "PostgreSQL without the take index (before 0006)", False),
     ):
         queued, plain = overhead(kind, count, repeats, index)
         figures.append(Figure(
@@ -375,17 +370,18 @@ def run(quick: bool = False) -> list[Figure]:
             f"queue of {count:,}, drained; median of {repeats}; "
             "baseline: record_item without a queue",
         ))  # fmt: skip
-    one, _ = drain(1, big, limit=window)
-    two, taken = drain(2, big, limit=window)
+    one, _ = drain(1, big, limit=window, index=False)
+    two, taken = drain(2, big, limit=window, index=False)
     figures.append(Figure(
-        f"queue: 2 workers on a {big:,}-item queue, PostgreSQL, first {2 * window:,} items", "items/s",
+        f"queue: 2 workers on a {big:,}-item queue, PostgreSQL without the take index "
+        f"(before 0006), first {2 * window:,} items", "items/s",
         two, one, "> 1× (scales out), no item twice", two > one,
         f"{taken:,} items, each taken once; baseline: 1 worker, first {window:,} items",
     ))  # fmt: skip
-    one, _ = drain(1, big, limit=big // 5, index=True)
-    two, taken = drain(2, big, index=True)
+    one, _ = drain(1, big, limit=big // 5)
+    two, taken = drain(2, big)
     figures.append(Figure(
-        f"queue: {big:,} items drained by 2 workers, PostgreSQL + proposed index", "items/s",
+        f"queue: {big:,} items drained by 2 workers, PostgreSQL", "items/s",
         two, one, "> 1× (scales out), no item twice", two > one,
         f"{taken:,} items, each taken once; baseline: 1 worker, {big // 5:,} of {big:,} items",
     ))  # fmt: skip

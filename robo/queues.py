@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,6 +58,7 @@ UniquePolicy = Literal["refuse", "after_business_exception"]
 
 #: Waiting for a run.
 WAITING: tuple[QueueStatus, ...] = ("new", "deferred")
+WAITING_SQL = "queue_items.status IN ('new', 'deferred')"
 #: Done with: nothing more happens to them.
 FINAL: tuple[QueueStatus, ...] = ("successful", "skipped", "cancelled", "resolved")
 #: Waiting for a human: the worklist.
@@ -384,7 +385,9 @@ class Queues:
 
     @classmethod
     def _available(cls, queue: str, now: dt.datetime) -> list[Any]:
-        return [QueueItemRow.queue == queue, cls._ready(now)]
+        # The literal status test is the partial index's own WHERE (migration 0006):
+        # SQLite uses a partial index only when the query repeats it, not with parameters.
+        return [QueueItemRow.queue == queue, text(WAITING_SQL), cls._ready(now)]
 
     def take(self, queue: str, run_id: int, lease_seconds: float) -> TakenItem | None:
         """The next item for this run (priority, deadline, age), leased to it; None if none.

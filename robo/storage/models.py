@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql import false
@@ -211,6 +212,18 @@ class QueueItemRow(Base):
         UniqueConstraint("queue", "holds_reference", name="uq_queue_reference"),
         Index("ix_queue_items_take", "queue", "status", "priority", "created_at"),
         Index("ix_queue_items_reference", "queue", "reference"),
+        # Only waiting items, in the order runs take them (migration 0006).
+        Index(
+            "ix_queue_items_next",
+            "queue",
+            text("priority DESC"),
+            text("(deadline IS NULL)"),
+            "deadline",
+            "created_at",
+            "id",
+            sqlite_where=text("status IN ('new', 'deferred')"),
+            postgresql_where=text("status IN ('new', 'deferred')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import warnings
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from robo.storage.database import (
     MIGRATION_LOCK,
@@ -24,9 +25,26 @@ from robo.storage.models import Base
 def test_the_migrations_create_exactly_the_models_schema(database_url: str) -> None:
     db = Database(database_url)
     try:
-        with db.engine.connect() as connection:
+        with db.engine.connect() as connection, warnings.catch_warnings():
+            # SQLite cannot reflect an expression index: checked by name below instead.
+            warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression")
+            warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression")
             differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-        assert [d for d in differences if "apscheduler" not in str(d)] == []
+            indexes = {i["name"] for i in inspect(connection).get_indexes("queue_items")}
+        unreflected = {"ix_queue_items_next"} if database_url.startswith("sqlite") else set()
+        assert [
+            d
+            for d in differences
+            if "apscheduler" not in str(d) and not any(name in str(d) for name in unreflected)
+        ] == []
+        if unreflected:
+            with db.engine.connect() as connection:
+                sql = connection.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'ix_queue_items_next'"
+                ).scalar()
+            assert "WHERE status IN ('new', 'deferred')" in sql
+        else:
+            assert "ix_queue_items_next" in indexes
         assert current_revision(db.engine) == head_revision()
     finally:
         db.close()
