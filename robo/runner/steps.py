@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import (
-    StrictUndefined,
     Template,
     TemplateError,
     TemplateSyntaxError,
@@ -24,7 +23,6 @@ from jinja2 import (
     nodes,
 )
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 from robo.errors import (
     ApplicationException,
@@ -54,13 +52,15 @@ from robo.step_models import (
     SkipIfStep,
     UploadStep,
     WaitForStep,
+    template_environment,
 )
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# The same bounded sandbox validate uses: huge arithmetic is refused at run time too.
+_env = template_environment()
 _SOURCES = ("item", "params", "output")
 _HINT = "    hint: fix it in process.yaml and deploy again"
 

@@ -576,6 +576,14 @@ def test_other_template_mistakes_are_configuration_errors(template: str, message
         render(template, _ctx({"ref": "A1"}, {"portal_url": "http://x"}))
 
 
+def test_huge_arithmetic_on_item_data_is_refused_at_run_time_not_computed() -> None:
+    # validate sees constants only; here the exponent comes from the item.
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError, match=r"7 \*\* 4000000 is too large"):
+        render("{{ (item.base ** item.power) % 2 }}", _ctx({"base": 7, "power": 4000000}, {}))
+    assert time.monotonic() - started < 2
+
+
 def test_a_field_the_item_lacks_stays_that_items_business_exception() -> None:
     with pytest.raises(TemplateProblem, match=r"the item has no field 'nmae' \(its fields: ref\)"):
         render("{{ item.nmae }}", _ctx({"ref": "A1"}, {}))
