@@ -216,10 +216,10 @@ def _runs(settings: Settings, database: Database) -> Check:
     import datetime as dt
     import socket
 
-    import psutil
     from sqlalchemy import select
 
     from robo.journal import OutcomeJournal
+    from robo.ledger import process_alive
     from robo.storage.models import RunRow
 
     cutoff = utcnow() - dt.timedelta(seconds=settings.abandon_after_seconds)
@@ -228,7 +228,7 @@ def _runs(settings: Settings, database: Database) -> Check:
     with database.session() as session:
         for run in session.scalars(select(RunRow).where(RunRow.status == "running")):
             beat = run.heartbeat_at or run.started_at
-            gone = run.host == host and run.pid is not None and not psutil.pid_exists(run.pid)
+            gone = run.host == host and run.pid is not None and not process_alive(run.pid)
             if gone or beat < cutoff:
                 dead.append(
                     f"run {run.id} of {run.process_id} (process {run.pid} on {run.host}, last "

@@ -18,13 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psutil
-
 from robo.clock import utcnow
 from robo.crontab import build_trigger
 from robo.definition import ScheduleEntry
 from robo.errors import RoboError, SchedulerBusy, SchedulerLockLost
-from robo.ledger import Ledger, RunSummary
+from robo.ledger import Ledger, RunSummary, process_alive
 from robo.logging import get_logger
 from robo.queues import Queues
 from robo.regional import EffectiveSchedule
@@ -243,7 +241,7 @@ class SchedulerService:
     def recover(self) -> list[int]:
         """Abandon runs whose runner died; retry their remaining items if the policy says so."""
         cutoff = self.clock() - dt.timedelta(seconds=self.settings.abandon_after_seconds)
-        abandoned = self.ledger.abandon_stale(cutoff, socket.gethostname(), psutil.pid_exists)
+        abandoned = self.ledger.abandon_stale(cutoff, socket.gethostname(), process_alive)
         for run in abandoned:
             self.log.warning("run.abandoned", run=run.id, process=run.process_id, error=run.error)
             if self._retry_remaining(run):
