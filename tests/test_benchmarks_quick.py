@@ -108,9 +108,10 @@ def test_queue_overhead_compares_queue_items_with_plain_records_and_drains_with_
     assert names(figures) == [
         "queue: take + record per item, SQLite",
         "queue: take + record per item, PostgreSQL",
-        "queue: take + record per item, PostgreSQL + proposed index",
-        "queue: 2 workers on a 300-item queue, PostgreSQL, first 100 items",
-        "queue: 300 items drained by 2 workers, PostgreSQL + proposed index",
+        "queue: take + record per item, PostgreSQL without the take index (before 0006)",
+        "queue: 2 workers on a 300-item queue, PostgreSQL without the take index (before 0006), "
+        "first 100 items",
+        "queue: 300 items drained by 2 workers, PostgreSQL",
     ]
     assert all(f["baseline"] for f in figures)
     assert "each taken once" in str(figures[-1]["note"])
