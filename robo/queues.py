@@ -58,7 +58,7 @@ UniquePolicy = Literal["refuse", "after_business_exception"]
 
 #: Waiting for a run.
 WAITING: tuple[QueueStatus, ...] = ("new", "deferred")
-WAITING_SQL = "queue_items.status IN ('new', 'deferred')"
+WAITING_SQL = f"queue_items.status IN ({', '.join(repr(s) for s in WAITING)})"
 #: Done with: nothing more happens to them.
 FINAL: tuple[QueueStatus, ...] = ("successful", "skipped", "cancelled", "resolved")
 #: Waiting for a human: the worklist.
@@ -286,15 +286,14 @@ class Queues:
         if unique is not None:
             self.ensure(queue, unique)
         batch = list(items)
-        for attempt in range(5):
+        for _ in range(4):
             try:
                 return self._add_batch(queue, batch, source, run_id)
             except IntegrityError:
                 # Another run added one of these references after we looked (two runs
                 # starting at once): look again, and that reference is refused this time.
-                if attempt == 4:
-                    raise
-        raise AssertionError("unreachable")
+                continue
+        return self._add_batch(queue, batch, source, run_id)
 
     def _add_batch(
         self, queue: str, batch: list[NewItem], source: str, run_id: int | None

@@ -66,19 +66,25 @@ def _scope(
 
 
 def _writable(output: Path) -> None:
-    """Refuse an -o path that cannot be written before the report is built."""
+    """Refuse an -o path that cannot be written before the report is built (creating
+    only its folder: a report refused later leaves no empty file behind)."""
+    import os
+
     from robo.errors import RoboError
 
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        if output.is_dir():
-            raise IsADirectoryError(21, "it is a folder")
-        with output.open("ab"):
-            pass
     except OSError as exc:
-        raise RoboError(
-            f"cannot write {output}: {exc.strerror or exc}; choose a file you may write"
-        ) from None
+        reason = exc.strerror or str(exc)
+    else:
+        target = output if output.exists() else output.parent
+        reason = (
+            "it is a folder" if output.is_dir()
+            else "" if os.access(target, os.W_OK)
+            else "permission denied"
+        )  # fmt: skip
+    if reason:
+        raise RoboError(f"cannot write {output}: {reason}; choose a file you may write")
 
 
 def _emit(text: str, output: Path | None) -> None:
