@@ -53,6 +53,8 @@ ITEM_STATUSES: tuple[ItemStatus, ...] = (
     "application_exception",
     "skipped",
 )
+# Work handed to an executor; a run started by hand is the operator's to start again.
+RECOVERABLE_TRIGGERS = ("schedule", "recovery", "submit")
 FINAL_RUN_STATUSES = ("completed", "failed", "timed_out", "interrupted", "abandoned")
 
 
@@ -359,6 +361,10 @@ class Ledger:
             with self.db.session() as session:
                 session.add(row)
                 session.flush()
+                if resumes_run_id is not None:  # its recovery is no longer owed
+                    session.execute(
+                        update(RunRow).where(RunRow.id == resumes_run_id).values(recovery="started")
+                    )
                 return row.id
         except IntegrityError:
             raise DuplicateRun(f"a run with uid {row.uid} already exists") from None
@@ -538,7 +544,7 @@ class Ledger:
                 dead_here = run.host == host and run.pid is not None and not is_alive(run.pid)
                 if beat >= cutoff and not dead_here:
                     continue
-                recorded = session.scalar(select(func.count()).where(ItemRow.run_id == run.id))
+                recorded = session.scalar(select(func.count()).where(ItemRow.run_id == run.id)) or 0
                 run.status = "abandoned"
                 run.finished_at = utcnow()
                 run.error = (
@@ -549,8 +555,30 @@ class Ledger:
                     select(func.count()).where(ItemRow.run_id == run.id, *CREDITED_SUCCESS)
                 )
                 run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
+                if run.trigger in RECOVERABLE_TRIGGERS and (
+                    run.items_total is None or recorded < run.items_total
+                ):
+                    run.recovery = "due"  # in this transaction: a crash cannot lose it
                 abandoned.append(run.id)
         return [self.summary(run_id) for run_id in abandoned]
+
+    def recoveries_owed(self) -> list[RunSummary]:
+        """Abandoned runs whose recovery is due, or submitted but not yet started."""
+        with self.db.session() as session:
+            ids = session.scalars(
+                select(RunRow.id)
+                .where(RunRow.recovery.in_(("due", "submitted")))
+                .order_by(RunRow.id)
+            ).all()
+        return [self.summary(run_id) for run_id in ids]
+
+    def set_recovery(self, run_id: int, state: Literal["submitted", "declined"]) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.recovery.in_(("due", "submitted")))
+                .values(recovery=state)
+            )
 
     def find_run(self, uid: str) -> RunSummary | None:
         with self.db.session() as session:

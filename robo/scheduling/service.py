@@ -91,6 +91,7 @@ class SchedulerService:
             self.decisions, executor, queues, ledger, queue_check_seconds, clock
         )
         self._running: dict[str, int] = {}
+        self._recoveries_submitted: set[int] = set()
         self._running_at = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._scheduler_factory = scheduler_factory
         self.aps: Any = None
@@ -239,26 +240,46 @@ class SchedulerService:
     # --- crash recovery -------------------------------------------------------------------------
 
     def recover(self) -> list[int]:
-        """Abandon runs whose runner died; retry their remaining items if the policy says so."""
+        """Abandon runs whose runner died, then submit every recovery still owed."""
         cutoff = self.clock() - dt.timedelta(seconds=self.settings.abandon_after_seconds)
         abandoned = self.ledger.abandon_stale(cutoff, socket.gethostname(), process_alive)
         for run in abandoned:
             self.log.warning("run.abandoned", run=run.id, process=run.process_id, error=run.error)
-            if self._retry_remaining(run):
-                self.decisions.record(
-                    run.process_id, f"recovery-of-{run.id}", self.clock(), "fired",
-                    f"retrying the items run {run.id} left undone (on_abandoned: retry_remaining)",
-                )  # fmt: skip
-                # A fixed uid: a recovery submitted twice (two schedulers, a retry) runs once.
-                job = RunJob(
-                    run.process_id,
-                    "recovery",
-                    None,
-                    resumes_run_id=run.id,
-                    uid=recovery_uid(run.uid),
-                )
-                self.executor.submit([job])
+        self.submit_owed_recoveries()
         return [run.id for run in abandoned]
+
+    def submit_owed_recoveries(self) -> list[int]:
+        """Recoveries recorded when their run was abandoned (by this scheduler, an earlier one
+        killed before it could submit, or a run that found the dead one) and not yet started.
+
+        Each is submitted once per scheduler lifetime: a recovery a dead scheduler submitted
+        died with its pool or still waits in the broker, and its fixed uid makes it run once
+        either way. A submission that fails (broker away) stays due and is tried next time.
+        """
+        submitted = []
+        for run in self.ledger.recoveries_owed():
+            if run.id in self._recoveries_submitted:
+                continue
+            if not self._retry_remaining(run):
+                self.ledger.set_recovery(run.id, "declined")
+                continue
+            job = RunJob(
+                run.process_id, "recovery", None, resumes_run_id=run.id, uid=recovery_uid(run.uid)
+            )
+            try:
+                self.executor.submit([job])
+            except Exception as exc:  # the broker is away: the intent stays, retried next pass
+                self.log.error("recovery.submit_failed", run=run.id, process=run.process_id,
+                               error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                continue
+            self._recoveries_submitted.add(run.id)
+            self.ledger.set_recovery(run.id, "submitted")
+            self.decisions.record(
+                run.process_id, f"recovery-of-{run.id}", self.clock(), "fired",
+                f"retrying the items run {run.id} left undone (on_abandoned: retry_remaining)",
+            )  # fmt: skip
+            submitted.append(run.id)
+        return submitted
 
     def resubmit_lost_fires(self) -> list[str]:
         """Fires recorded but never started (queued when the last scheduler died) run now,
@@ -285,14 +306,9 @@ class SchedulerService:
         return resubmitted
 
     def _retry_remaining(self, run: RunSummary) -> bool:
-        """Work handed to an executor (scheduled or submitted) is resumed automatically,
-        unless the schedule says `on_abandoned: leave`; a paused schedule still finishes it."""
-        if run.trigger not in ("schedule", "recovery", "submit"):
-            return False
-        if run.items_total is not None and (
-            run.succeeded + run.business_exceptions + run.application_exceptions >= run.items_total
-        ):
-            return False
+        """Work handed to an executor (the ledger records the intent only for that) is
+        resumed, unless the schedule says `on_abandoned: leave`; a paused schedule still
+        finishes it."""
         try:
             version = self.registry.active(run.process_id)
         except RoboError:

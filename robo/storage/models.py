@@ -147,6 +147,10 @@ class RunRow(Base):
     baseline_measured_by: Mapped[str] = mapped_column(String(255))
     baseline_measured_on: Mapped[str] = mapped_column(String(10))
     run_minutes_saved: Mapped[float] = mapped_column(Float, default=0)
+    # The recovery of an abandoned run, recorded in the abandoning transaction so that a
+    # scheduler killed before submitting it submits it when it restarts:
+    # due -> submitted -> started (its run row exists), or declined by the schedule's policy.
+    recovery: Mapped[str | None] = mapped_column(String(16))
 
 
 class ItemRow(Base):

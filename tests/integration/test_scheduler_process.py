@@ -78,7 +78,9 @@ def start_scheduler(env: dict[str, str], log: Path, *args: str) -> subprocess.Po
         )
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, proc: Any = None) -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str, proc: Any = None, poll: float = 0.2
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -88,7 +90,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, proc: Any 
             raise AssertionError(
                 f"the scheduler exited ({proc.returncode}) while waiting for {what}"
             )
-        time.sleep(0.2)
+        time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -109,12 +111,8 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
     return proc.wait(timeout=60)
 
 
-def test_a_scheduler_killed_mid_run_is_recovered_without_losing_or_recounting_items(
-    installation: tuple[Robo, dict[str, str]], fresh_portal: Any, make_process: Any, tmp_path: Path
-) -> None:
-    robo, env = installation
-    deploy(robo, make_process, fresh_portal.url, rows=8, pause_ms=700)
-    log = tmp_path / "scheduler.log"
+def kill_mid_run(robo: Robo, env: dict[str, str], log: Path) -> int:
+    """Start a scheduler, kill -9 it once its run has recorded two items; the run's id."""
     first = start_scheduler(env, log)
     try:
 
@@ -128,44 +126,52 @@ def test_a_scheduler_killed_mid_run_is_recovered_without_losing_or_recounting_it
                 )
                 return run.id if done else None
 
-        run_id = wait_for(run_in_flight, 90, "a scheduled run with two items done", first)
+        run_id: int = wait_for(run_in_flight, 90, "a scheduled run with two items done", first)
         robo.registry.set_paused("sample-process", True)  # no new fires; recovery must still happen
         browsers = wait_for(lambda: chromium_under(first.pid), 10, "the run's Chromium")
         first.kill()
         first.wait(timeout=30)
         wait_for(lambda: not alive(browsers), 15, "the killed scheduler's Chromium to go")
+        return run_id
     finally:
         if first.poll() is None:
             first.kill()
             first.wait()
 
-    second = start_scheduler(env, log)
+
+def recover_with_a_new_scheduler(robo: Robo, env: dict[str, str], log: Path, run_id: int) -> int:
+    """Start a scheduler, wait for the recovery of ``run_id`` to complete, stop it cleanly."""
+    scheduler = start_scheduler(env, log)
     try:
 
         def recovered() -> Any:
             with robo.db.session() as s:
-                return s.scalars(
-                    select(RunRow).where(
+                return s.scalar(
+                    select(RunRow.id).where(
                         RunRow.resumes_run_id == run_id, RunRow.status == "completed"
                     )
-                ).first()
+                )
 
-        recovery = wait_for(recovered, 120, "the recovery run to complete", second)
-        browsers = chromium_under(second.pid)
-        assert stop(second) == 0, log.read_text()
+        recovery: int = wait_for(recovered, 120, "the recovery run to complete", scheduler)
+        browsers = chromium_under(scheduler.pid)
+        assert stop(scheduler) == 0, log.read_text()
     finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
-
+        if scheduler.poll() is None:
+            scheduler.kill()
+            scheduler.wait()
     assert not alive(browsers)
+    return recovery
+
+
+def assert_done_once(robo: Robo, run_id: int, recovery: int, rows: int = 8) -> None:
+    """Each reference done by the run or its recovery, never both; at most one uncertain."""
     with robo.db.session() as s:
         interrupted = s.get(RunRow, run_id)
         assert interrupted is not None and interrupted.status == "abandoned"
         before = set(s.scalars(select(ItemRow.reference).where(ItemRow.run_id == run_id)))
-        after = set(s.scalars(select(ItemRow.reference).where(ItemRow.run_id == recovery.id)))
+        after = set(s.scalars(select(ItemRow.reference).where(ItemRow.run_id == recovery)))
         minutes = s.scalars(
-            select(ItemRow.minutes_saved).where(ItemRow.run_id.in_([run_id, recovery.id]))
+            select(ItemRow.minutes_saved).where(ItemRow.run_id.in_([run_id, recovery]))
         ).all()
         # The item in flight at the kill has no verify block to ask the application: it is
         # handed to a human as uncertain, never redone silently.
@@ -174,9 +180,54 @@ def test_a_scheduler_killed_mid_run_is_recovered_without_losing_or_recounting_it
         )
     assert len(before) >= 2 and len(uncertain) <= 1
     assert before.isdisjoint(after) and uncertain.isdisjoint(before | after)
-    assert before | after | uncertain == {f"R{i:02d}" for i in range(8)}
+    assert before | after | uncertain == {f"R{i:02d}" for i in range(rows)}
     done = len(before | after)
     assert sum(minutes) == done * 8  # every item done once: 10 manual - 2 residual minutes each
+
+
+def test_a_scheduler_killed_mid_run_is_recovered_without_losing_or_recounting_items(
+    installation: tuple[Robo, dict[str, str]], fresh_portal: Any, make_process: Any, tmp_path: Path
+) -> None:
+    robo, env = installation
+    deploy(robo, make_process, fresh_portal.url, rows=8, pause_ms=700)
+    log = tmp_path / "scheduler.log"
+    run_id = kill_mid_run(robo, env, log)
+    recovery = recover_with_a_new_scheduler(robo, env, log, run_id)
+    assert_done_once(robo, run_id, recovery)
+
+
+def test_a_scheduler_killed_again_before_its_recovery_started_leaves_the_recovery_owed(
+    installation: tuple[Robo, dict[str, str]], fresh_portal: Any, make_process: Any, tmp_path: Path
+) -> None:
+    robo, env = installation
+    deploy(robo, make_process, fresh_portal.url, rows=8, pause_ms=700)
+    log = tmp_path / "scheduler.log"
+    run_id = kill_mid_run(robo, env, log)
+
+    second = start_scheduler(env, log)
+    try:
+
+        def abandoned() -> Any:
+            with robo.db.session() as s:
+                run = s.get(RunRow, run_id)
+                return run is not None and run.status == "abandoned"
+
+        wait_for(abandoned, 60, "the restarted scheduler to abandon the run", second, poll=0.02)
+        second.kill()  # abandoned, its recovery not started yet: the second kill of the issue
+        second.wait(timeout=30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    with robo.db.session() as s:
+        run = s.get(RunRow, run_id)
+        started = s.scalar(select(RunRow.id).where(RunRow.resumes_run_id == run_id))
+    # Killed between abandoning and the recovery's first write: what used to lose it.
+    assert started is None, "the recovery started before the kill: the case was not reached"
+    assert run is not None and run.recovery in ("due", "submitted")
+
+    recovery = recover_with_a_new_scheduler(robo, env, log, run_id)
+    assert_done_once(robo, run_id, recovery)
 
 
 def test_two_schedulers_on_one_database_never_both_fire_and_the_standby_takes_over(

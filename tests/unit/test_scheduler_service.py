@@ -748,6 +748,81 @@ def test_a_recovery_run_resumes_the_chain_and_never_redoes_recorded_items(
     assert app.ledger.recorded_in_chain(first) == {"A1", "A2"}
 
 
+class BrokerAway(FakeExecutor):
+    def submit(self, jobs: list[RunJob]) -> None:
+        raise ConnectionError("[Errno 111] Connection refused")
+
+
+def test_a_recovery_owed_by_a_scheduler_killed_before_submitting_it_is_submitted_by_the_next(
+    app: Robo, crashed_run: Callable[..., int], service: Callable[..., SchedulerService],
+    clock: time_machine.Traveller,
+) -> None:  # fmt: skip
+    run_id = crashed_run()
+    clock.move_to(T0 + dt.timedelta(minutes=5))
+    # The first scheduler abandoned the run and was killed before it submitted anything:
+    # the intent is in the abandoning transaction, so the next scheduler owes it.
+    (abandoned,) = app.ledger.abandon_stale(T0 + dt.timedelta(minutes=4), "elsewhere", bool)
+    assert abandoned.id == run_id
+    svc = service("B")
+    assert svc.recover() == []  # nothing newly abandoned ...
+    assert fake(svc).jobs() == [[(PROCESS, "recovery", None, run_id)]]  # ... one recovery owed
+    assert svc.recover() == [] and len(fake(svc).batches) == 1  # submitted once per lifetime
+
+
+def test_a_recovery_submitted_by_a_dead_scheduler_is_submitted_again_until_its_run_starts(
+    app: Robo, crashed_run: Callable[..., int], service: Callable[..., SchedulerService],
+    clock: time_machine.Traveller,
+) -> None:  # fmt: skip
+    run_id = crashed_run()
+    clock.move_to(T0 + dt.timedelta(minutes=5))
+    service("A").recover()  # submitted; then A was killed and its pool with it
+    again = service("B")
+    again.recover()
+    assert fake(again).jobs() == [[(PROCESS, "recovery", None, run_id)]]
+    start_run(app, trigger="recovery", resumes_run_id=run_id)  # the recovery's run row exists
+    third = service("C")
+    third.recover()
+    assert fake(third).batches == []  # started: owed no more
+
+
+def test_a_recovery_whose_broker_is_away_stays_owed_and_goes_when_the_broker_is_back(
+    app: Robo, crashed_run: Callable[..., int], service: Callable[..., SchedulerService],
+    clock: time_machine.Traveller,
+) -> None:  # fmt: skip
+    run_id = crashed_run()
+    clock.move_to(T0 + dt.timedelta(minutes=5))
+    away = service("A", executor=BrokerAway())
+    assert away.recover() == [run_id]  # no exception: the scheduler keeps running
+    assert [r.id for r in app.ledger.recoveries_owed()] == [run_id]
+    back = FakeExecutor()
+    away.executor = back
+    away.recover()
+    assert back.jobs() == [[(PROCESS, "recovery", None, run_id)]]
+
+
+def test_a_run_abandoned_by_another_run_of_its_process_is_recovered_by_the_scheduler(
+    app: Robo, crashed_run: Callable[..., int], service: Callable[..., SchedulerService],
+    clock: time_machine.Traveller,
+) -> None:  # fmt: skip
+    run_id = crashed_run(trigger="submit")
+    clock.move_to(T0 + dt.timedelta(minutes=5))
+    # A new run of the process ends dead runs before it reclaims their items.
+    app.ledger.abandon_stale(T0 + dt.timedelta(minutes=4), "elsewhere", bool, process_id=PROCESS)
+    svc = service()
+    svc.recover()
+    assert fake(svc).jobs() == [[(PROCESS, "recovery", None, run_id)]]
+
+
+def test_a_recovery_declined_by_on_abandoned_leave_is_not_owed_again(
+    app: Robo, crashed_run: Callable[..., int], service: Callable[..., SchedulerService],
+    clock: time_machine.Traveller,
+) -> None:  # fmt: skip
+    crashed_run(on_abandoned="leave")
+    clock.move_to(T0 + dt.timedelta(minutes=5))
+    service("A").recover()
+    assert app.ledger.recoveries_owed() == []
+
+
 def test_a_run_that_recorded_every_item_is_not_retried(
     app: Robo, crashed_run: Callable[..., int], service: Callable[..., SchedulerService],
     clock: time_machine.Traveller,
