@@ -625,6 +625,8 @@ class Ledger:
             run.status = status
             run.error = self.redactor.redact(error)
             run.finished_at = at
+            if status == "interrupted" and run.trigger in RECOVERABLE_TRIGGERS:
+                run.recovery = "due"  # a drain or Ctrl-C stopped work an executor was given
             # The per-run saving (opening tools, compiling a report) only happened if work was done.
             run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
 

@@ -46,6 +46,7 @@ from robo.runner.context import BotContext
 from robo.runner.heartbeat import Heartbeat
 from robo.runner.modules import load_bot_module
 from robo.runner.steps import first_line, run_steps, scrape_table
+from robo.runner.stopping import stop_requested
 from robo.runner.verify import Verdict, verify_item
 from robo.runner.watchdog import Watchdog
 from robo.runner.workitems import Item, check_references, read_items, reference_of
@@ -263,6 +264,15 @@ class ProcessRun:
             while limit is None or position < limit:
                 if time.monotonic() >= self.deadline:
                     status, error = "timed_out", self._run_timeout_message()
+                    break
+                if stop_requested():
+                    status, error = (
+                        "interrupted",
+                        (
+                            "stopped between items by a drain (the scheduler or worker is shutting "
+                            "down); the items left wait in the queue for the recovery"
+                        ),
+                    )
                     break
                 taken = queues.take(self.queue, run_id, lease)
                 if taken is None:

@@ -12,11 +12,12 @@ import signal
 import socket
 import sys
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
 from robo.logging import get_logger
+from robo.runner.stopping import request_stop, stop_requested
 from robo.scheduling.executors.base import JobFunction, RunJob
 
 PR_SET_PDEATHSIG = 1
@@ -29,9 +30,10 @@ def _child_init() -> None:
     """In each pool process: die with the parent; the parent alone decides on shutdown.
 
     Ctrl-C reaches the whole process group, so pool processes ignore SIGINT and
-    wait for the scheduler's decision. SIGTERM (sent by the scheduler when the
-    drain time is over) ends a run as 'interrupted', once; an idle process
-    ignores it (the pool shuts it down).
+    wait for the scheduler's decision. The scheduler's drain sends SIGTERM twice:
+    at once (the run finishes the item in flight, takes no other and ends
+    'interrupted'), then when the drain time is over (the item is interrupted too).
+    An idle process ignores it (the pool shuts it down).
     """
     if sys.platform.startswith("linux"):
         import ctypes
@@ -41,6 +43,9 @@ def _child_init() -> None:
 
     def interrupt(_signum: int, _frame: Any) -> None:
         if not _running.is_set():
+            return
+        if not stop_requested():
+            request_stop()  # the first: stop between items
             return
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the run record its end
         raise KeyboardInterrupt
@@ -70,6 +75,11 @@ class LocalExecutor:
             initializer=_child_init,
             max_tasks_per_child=1,
         )
+        # Pool processes die with the thread that spawned them (PR_SET_PDEATHSIG is per
+        # thread), and the pool spawns them in the thread that submits: an APScheduler
+        # worker thread, which ends when the scheduler stops, killing a draining bot.
+        # Every submission goes through this thread instead, which outlives the pool.
+        self._submitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="robo-submit")
         self._pending: dict[str, list[str]] = {}  # uids of queued or running runs, per process
         self._lock = threading.Lock()
         self.log = get_logger(component="executor")
@@ -86,7 +96,9 @@ class LocalExecutor:
     def _start(self, jobs: list[RunJob]) -> None:
         job, rest = jobs[0], jobs[1:]
         try:
-            future = self._pool.submit(_execute, self.execute, asdict(job), self.settings)
+            future = self._submitter.submit(
+                self._pool.submit, _execute, self.execute, asdict(job), self.settings
+            ).result()
         except RuntimeError:  # the pool is shutting down: these runs never start
             with self._lock:
                 for lost in jobs:
@@ -122,17 +134,20 @@ class LocalExecutor:
             return sum(len(uids) for uids in self._pending.values())
 
     def shutdown(self, drain_seconds: float = 60) -> None:
-        """Queued runs are cancelled; running bots get ``drain_seconds`` to finish, then
-        are interrupted (SIGTERM), which the runner records as 'interrupted'."""
-        timer = threading.Timer(drain_seconds, self._interrupt_running)
+        """Queued runs are cancelled; running bots take no new item and get
+        ``drain_seconds`` to finish the one in flight, then are interrupted. Either way
+        the runner records the run as 'interrupted', its recovery owed."""
+        self._signal_running()  # the first SIGTERM: stop between items
+        timer = threading.Timer(drain_seconds, self._signal_running)
         timer.daemon = True
         timer.start()
         try:
             self._pool.shutdown(wait=True, cancel_futures=True)
         finally:
             timer.cancel()
+            self._submitter.shutdown(wait=True)
 
-    def _interrupt_running(self) -> None:
+    def _signal_running(self) -> None:
         for process in list(getattr(self._pool, "_processes", {}).values()):
             if process.is_alive():
                 process.terminate()
