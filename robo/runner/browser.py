@@ -47,6 +47,8 @@ CHROMIUM_ARGS = [
 
 
 SESSION_PREFIX = "robo-session-"
+LAUNCH_ATTEMPTS = 3  # Chromium dying at launch (memory, a crash) is tried again
+LAUNCH_BACKOFF_SECONDS = 0.5
 _environ_lock = threading.Lock()  # os.environ is process-wide: one driver start at a time
 
 
@@ -172,6 +174,7 @@ class BrowserSession:
     browser: Browser | None = None
     context: BrowserContext | None = None
     _started: dict[int, psutil.Process] = field(default_factory=dict)
+    _driver: psutil.Process | None = None
     _scratch: Path | None = None
     _chromium_tmp: Path | None = None
     _created: float = field(default_factory=time.time)
@@ -205,13 +208,41 @@ class BrowserSession:
             assert self._scratch is not None
             try:
                 with _driver_tmpdir(self._scratch):
+                    before = {p.pid for p in psutil.Process().children()}
                     self.playwright = sync_playwright().start()
+                    # Its Node process: when it dies, the browser still says it is connected.
+                    self._driver = next(
+                        (p for p in psutil.Process().children() if p.pid not in before), None
+                    )
             except Exception:
                 self.close()
                 raise
+        executable = find_chromium(self.chromium)
+        for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+            try:
+                self._launch(executable)
+                return self
+            except Exception as exc:
+                if attempt < LAUNCH_ATTEMPTS:  # a Chromium short of memory may start next time
+                    self.kill()
+                    time.sleep(LAUNCH_BACKOFF_SECONDS * attempt)
+                    continue
+                self.close()
+                hint = (
+                    "install Debian's chromium (apt-get install chromium) or set ROBO_CHROMIUM"
+                    if executable is None
+                    else f"check that {executable} starts"
+                )
+                raise ConfigurationError(
+                    f"cannot start Chromium ({LAUNCH_ATTEMPTS} attempts): "
+                    f"{str(exc).strip().splitlines()[0]}\n    hint: {hint}"
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _launch(self, executable: str | None) -> None:
+        assert self.playwright is not None
         assert self._scratch is not None and self._chromium_tmp is not None
         before = {p.pid for p in chromium_descendants()}
-        executable = find_chromium(self.chromium)
         try:
             self.browser = self.playwright.chromium.launch(
                 executable_path=executable,
@@ -220,16 +251,8 @@ class BrowserSession:
                 traces_dir=self._scratch / "traces",
                 env={**os.environ, "TMPDIR": str(self._chromium_tmp)},
             )
-        except Exception as exc:
-            self.close()
-            hint = (
-                "install Debian's chromium (apt-get install chromium) or set ROBO_CHROMIUM"
-                if executable is None
-                else f"check that {executable} starts"
-            )
-            raise ConfigurationError(f"cannot start Chromium: {exc}\n    hint: {hint}") from exc
-        self._started |= {p.pid: p for p in chromium_descendants() if p.pid not in before}
-        return self
+        finally:
+            self._started |= {p.pid: p for p in chromium_descendants() if p.pid not in before}
 
     def new_context(self, downloads: Path) -> BrowserContext:
         """A fresh, isolated context (cookies, storage) with tracing ready."""
@@ -253,7 +276,17 @@ class BrowserSession:
 
     @property
     def alive(self) -> bool:
-        return self.browser is not None and self.browser.is_connected()
+        return self.browser is not None and self.browser.is_connected() and self._driver_alive
+
+    @property
+    def _driver_alive(self) -> bool:
+        driver = self._driver
+        try:
+            return driver is None or (
+                driver.is_running() and driver.status() != psutil.STATUS_ZOMBIE
+            )
+        except psutil.Error:
+            return False
 
     def kill(self) -> None:
         """Kill this session's Chromium at once (timeouts, crashes); safe from any thread."""
@@ -263,8 +296,11 @@ class BrowserSession:
         self._started = {p.pid: p for p in procs if p.is_running()}
 
     def restart(self, downloads: Path) -> BrowserContext:
-        """After a crash or a hard timeout: a new Chromium and a new context."""
+        """After a crash or a hard timeout: a new Chromium and a new context (and a new
+        Playwright driver, if the old one died)."""
         self._drop_browser()
+        if not self._driver_alive:
+            self._stop_driver()
         self.start()
         return self.new_context(downloads)
 
@@ -275,12 +311,18 @@ class BrowserSession:
                 browser.close()
         self.kill()
 
-    def close(self) -> None:
-        self._drop_browser()
+    def _stop_driver(self) -> None:
         if self.playwright is not None:
             with contextlib.suppress(Exception):
                 self.playwright.stop()
             self.playwright = None
+        if self._driver is not None and self._driver_alive:
+            kill_processes([self._driver])  # it did not stop: nothing may outlive the session
+        self._driver = None
+
+    def close(self) -> None:
+        self._drop_browser()
+        self._stop_driver()
         self.kill()  # belt and braces: nothing this session started may outlive it
         for folder in (self._scratch, self._chromium_tmp):
             if folder is not None:

@@ -28,7 +28,7 @@ from robo.loader import load_process
 from robo.settings import Settings
 from robo.storage.models import QueueItemRow, RunRow
 from tests.conftest import PORTAL_PASSWORD
-from tests.integration.test_queue_exactly_once import (
+from tests.integration.permits_support import (
     PERMITS,
     PROCESSES,
     REFERENCES,
