@@ -106,6 +106,10 @@ class VersionNotFound(RegistryError):
     """No such version of this process in the registry."""
 
 
+class StoredVersionInvalid(RegistryError):
+    """A version (or overlay) in the database no longer passes this robo's checks."""
+
+
 class VersionConflict(RegistryError):
     """This version number is already deployed with different content."""
 

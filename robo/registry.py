@@ -20,15 +20,22 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robo.clock import utcnow
 from robo.definition import ProcessDefinition
-from robo.errors import ProcessNotFound, RegistryError, VersionConflict, VersionNotFound
+from robo.errors import (
+    ProcessNotFound,
+    RegistryError,
+    StoredVersionInvalid,
+    VersionConflict,
+    VersionNotFound,
+)
 from robo.loader import DEFINITION_FILE, LoadedProcess
 from robo.overlay import Overlay, apply
 from robo.regional import (
@@ -455,8 +462,12 @@ class Registry:
             data = None if row is None else row.data
         if data is None:
             return version
-        overlay = Overlay.model_validate(data)
-        definition = apply(version.definition, overlay)
+        fix = f"apply a corrected overlay (robo overlay apply FILE) or robo overlay remove {process_id}"
+        overlay = _stored(Overlay, data, f"this region's overlay of {process_id}", fix)
+        try:
+            definition = apply(version.definition, overlay)
+        except ValidationError as exc:
+            raise _invalid(exc, f"{process_id} with this region's overlay", fix) from None
         return dataclasses.replace(
             version,
             definition=definition,
@@ -572,7 +583,10 @@ class Registry:
         return row
 
     def _snapshot(self, row: VersionRow, process: ProcessRow) -> ProcessVersion:
-        definition = ProcessDefinition.model_validate(row.definition)
+        definition = _stored(
+            ProcessDefinition, row.definition, f"{row.process_id} {row.version}",
+            f"robo deploy a corrected version, or robo rollback {row.process_id} VERSION",
+        )  # fmt: skip
         return ProcessVersion(
             version_id=row.id,
             definition=definition,
@@ -585,6 +599,28 @@ class Registry:
             origin_region=row.origin_region,
             origin_version=row.origin_version,
         )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _stored(model: type[M], data: object, what: str, fix: str) -> M:
+    """A stored row read back as its model; one clear error if this robo's bounds (newer
+    than the row) refuse it, instead of a validation traceback."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc, what, fix) from None
+
+
+def _invalid(exc: ValidationError, what: str, fix: str) -> StoredVersionInvalid:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return StoredVersionInvalid(
+        f"{what}, as stored in the database, no longer passes this robo's checks: "
+        f"{where}: {first['msg']}{more}\n    hint: {fix}"
+    )
 
 
 def _is_binary(data: bytes | None) -> bool:

@@ -331,3 +331,37 @@ def test_run_without_input_of_a_version_imported_without_its_items_says_so(
     assert_clean(result)
     assert result.exit_code == 1
     assert "items.csv" in result.output and "does not exist" in result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["show", "residence-permit-entry"], ["run", "residence-permit-entry"]]
+)
+def test_a_stored_version_that_newer_bounds_refuse_is_a_clear_error_not_a_traceback(
+    world: World, command: list[str]
+) -> None:
+    """A version stored by an earlier robo (before the bounds) is read back as it is."""
+    import sqlite3
+
+    with scratch() as tmp:
+        home = copy_home(world.occitanie, tmp)
+        connection = sqlite3.connect(home / "robo.db")
+        with connection:
+            (definition,) = connection.execute(
+                "SELECT definition FROM process_versions v JOIN processes p "
+                "ON p.active_version_id = v.id WHERE p.id = 'residence-permit-entry'"
+            ).fetchone()
+            data = json.loads(definition)
+            data["timeouts"]["item_seconds"] = 1e308  # refused since the bounds landed
+            connection.execute(
+                "UPDATE process_versions SET definition = ? WHERE process_id = ? AND id = "
+                "(SELECT active_version_id FROM processes WHERE id = ?)",
+                (json.dumps(data), "residence-permit-entry", "residence-permit-entry"),
+            )
+        connection.close()
+        before = dump(home)
+        result = run_cli(home, command)
+        assert_clean(result, before, dump(home))
+    assert result.exit_code == 1, result.output
+    assert "residence-permit-entry 1.0.0, as stored in the database" in result.output
+    assert "timeouts.item_seconds" in result.output
+    assert "robo rollback" in result.output
