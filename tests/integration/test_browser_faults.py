@@ -45,9 +45,9 @@ def assert_recorded_once(app: Any, references: list[str]) -> None:
         assert counts["attempts"] == {"permit_recorded": 1}, f"{reference} was submitted twice"
 
 
-@pytest.mark.usefixtures("database_url")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the browser, not storage
 def test_a_killed_playwright_driver_fails_the_item_in_flight_and_the_run_carries_on(
-    cli: Robo, app: Any, permits_csv: Path
+    cli: Robo, app: Any, permits_csv: Path, database_url: str
 ) -> None:
     cli.ok("deploy", str(PROCESSES / PERMITS))
     hold = {"reference": HELD, "seconds": 120, "phase": "before"}
@@ -84,9 +84,9 @@ def test_a_killed_playwright_driver_fails_the_item_in_flight_and_the_run_carries
     assert updates_of(app, HELD)["updates"] == {}
 
 
-@pytest.mark.usefixtures("database_url")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the browser, not storage
 def test_a_chromium_that_dies_at_launch_is_launched_again(
-    cli: Robo, app: Any, permits_csv: Path, tmp_path: Path
+    cli: Robo, app: Any, permits_csv: Path, tmp_path: Path, database_url: str
 ) -> None:
     counter = tmp_path / "launches"
     wrapper = tmp_path / "chromium-dies-first"
