@@ -196,40 +196,6 @@ def test_a_scheduler_killed_mid_run_is_recovered_without_losing_or_recounting_it
     assert_done_once(robo, run_id, recovery)
 
 
-def test_a_scheduler_killed_again_before_its_recovery_started_leaves_the_recovery_owed(
-    installation: tuple[Robo, dict[str, str]], fresh_portal: Any, make_process: Any, tmp_path: Path
-) -> None:
-    robo, env = installation
-    deploy(robo, make_process, fresh_portal.url, rows=8, pause_ms=700)
-    log = tmp_path / "scheduler.log"
-    run_id = kill_mid_run(robo, env, log)
-
-    second = start_scheduler(env, log)
-    try:
-
-        def abandoned() -> Any:
-            with robo.db.session() as s:
-                run = s.get(RunRow, run_id)
-                return run is not None and run.status == "abandoned"
-
-        wait_for(abandoned, 60, "the restarted scheduler to abandon the run", second, poll=0.02)
-        second.kill()  # abandoned, its recovery not started yet: the second kill of the issue
-        second.wait(timeout=30)
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
-    with robo.db.session() as s:
-        run = s.get(RunRow, run_id)
-        started = s.scalar(select(RunRow.id).where(RunRow.resumes_run_id == run_id))
-    # Killed between abandoning and the recovery's first write: what used to lose it.
-    assert started is None, "the recovery started before the kill: the case was not reached"
-    assert run is not None and run.recovery in ("due", "submitted")
-
-    recovery = recover_with_a_new_scheduler(robo, env, log, run_id)
-    assert_done_once(robo, run_id, recovery)
-
-
 def test_two_schedulers_on_one_database_never_both_fire_and_the_standby_takes_over(
     installation: tuple[Robo, dict[str, str]], fresh_portal: Any, make_process: Any, tmp_path: Path
 ) -> None:

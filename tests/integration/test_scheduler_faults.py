@@ -1,4 +1,5 @@
-"""SIGTERM to a scheduler whose bot is mid-item: it drains, loses nothing, redoes nothing.
+"""A scheduler stopped while its bot is mid-item, by SIGTERM (it drains) or by kill -9
+twice in a row around the recovery: nothing is lost, nothing is done twice.
 
 The sample portal holds one file's update (after applying it), so the signal lands
 at a known point: while that item is in flight. Each file's updates are then read
@@ -91,13 +92,15 @@ def start_scheduler(env: dict[str, str], log: Path, drain: float) -> subprocess.
         )  # fmt: skip
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, log: Path) -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str, log: Path, poll: float = 0.1
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}\n{log.read_text()[-3000:]}")
 
 
@@ -211,4 +214,60 @@ def test_sigterm_past_the_drain_time_interrupts_the_item_and_its_recovery_verifi
 
     recover(robo, env, log, run_id)
     # The verify block found HELD done: credited once, not entered again.
+    assert_each_file_recorded_once(robo, fresh_portal)
+
+
+def test_a_scheduler_killed_twice_around_the_recovery_still_resumes_every_file_once(
+    installation: tuple[Robo, dict[str, str]], fresh_portal: Any, tmp_path: Path
+) -> None:
+    robo, env = installation
+    log = tmp_path / "scheduler.log"
+    hold = {"reference": HELD, "seconds": 60, "phase": "after"}
+    portal_api(fresh_portal, "/api/faults", {"hold": hold})
+
+    first = start_scheduler(env, log, drain=5)
+    try:
+        wait_for(
+            lambda: HELD in portal_api(fresh_portal, "/api/faults")["holding"],
+            REACH_TIMEOUT, f"the bot to reach {HELD}", log,
+        )  # fmt: skip
+        robo.registry.set_paused(PERMITS, True)  # no new fires: what is left is the recovery's
+        started = psutil.Process(first.pid).children(recursive=True)
+        first.kill()  # kill -9: its pool process dies with it (PR_SET_PDEATHSIG), Chromium too
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert not alive, f"processes left by the killed scheduler: {alive}"
+    portal_api(fresh_portal, "/api/faults", {"release": True})
+    with robo.db.session() as s:
+        run_id = s.scalars(select(RunRow.id).where(RunRow.trigger == "schedule")).one()
+
+    # The next scheduler abandons the dead run at start and submits its recovery;
+    # killed again at once, before the recovery has written anything.
+    second = start_scheduler(env, log, drain=5)
+    try:
+
+        def abandoned() -> bool:
+            with robo.db.session() as s:
+                run = s.get(RunRow, run_id)
+                return run is not None and run.status == "abandoned"
+
+        wait_for(abandoned, 60, "the restarted scheduler to abandon the run", log, poll=0.02)
+        second.kill()
+        second.wait(timeout=30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    with robo.db.session() as s:
+        run = s.get(RunRow, run_id)
+        recovery_row = s.scalar(select(RunRow.id).where(RunRow.resumes_run_id == run_id))
+    assert recovery_row is None, "the recovery started before the kill: the case was not reached"
+    assert run is not None and run.recovery in ("due", "submitted")  # owed, durably
+
+    recover(robo, env, log, run_id)
+    # HELD was applied before the first kill: the recovery's verify block finds it done.
     assert_each_file_recorded_once(robo, fresh_portal)
