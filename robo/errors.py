@@ -7,6 +7,7 @@
     ├── RegistryError
     │   ├── ProcessNotFound
     │   ├── VersionNotFound
+    │   ├── StoredVersionInvalid  a stored version or overlay fails this robo's newer checks
     │   └── VersionConflict       same version number, different content
     ├── RunNotFound
     ├── DuplicateRun              a job already has a run (a job runs at most once)

@@ -46,6 +46,8 @@ CREDITED_SUCCESS = (
     or_(ItemRow.queue_item_id.is_(None), ItemRow.credited_queue_item_id.is_not(None)),
 )
 ItemStatus = Literal["success", "business_exception", "application_exception", "skipped"]
+RunPurpose = Literal["production", "test", "demo"]
+RUN_PURPOSES: tuple[RunPurpose, ...] = ("production", "test", "demo")
 RunStatus = Literal["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]
 ITEM_STATUSES: tuple[ItemStatus, ...] = (
     "success",
@@ -98,6 +100,7 @@ class RunSummary:
     minutes_saved: float
     error: str | None
     skipped: int = 0
+    purpose: str = "production"
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,8 @@ class ReportedRun(Protocol):
     def origin_version(self) -> str | None: ...
     @property
     def trigger(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
     @property
     def status(self) -> str: ...
     @property
@@ -329,6 +334,7 @@ class Ledger:
         resumes_run_id: int | None = None,
         worker: str = "",
         uid: str | None = None,
+        purpose: RunPurpose = "production",
     ) -> int:
         now = utcnow()
         row = RunRow(
@@ -338,6 +344,7 @@ class Ledger:
             version=version,
             region=region,
             trigger=trigger,
+            purpose=purpose,
             status="running",
             started_at=now,
             heartbeat_at=now,
@@ -551,10 +558,7 @@ class Ledger:
                     f"the runner stopped (process {run.pid} on {run.host}, last heartbeat "
                     f"{beat:%Y-%m-%d %H:%M:%S} UTC); {recorded} of {run.items_total if run.items_total is not None else '?'} items recorded"
                 )
-                successes = session.scalar(
-                    select(func.count()).where(ItemRow.run_id == run.id, *CREDITED_SUCCESS)
-                )
-                run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
+                run.run_minutes_saved = 0.0  # per-run minutes: completed runs only
                 if run.trigger in RECOVERABLE_TRIGGERS and (
                     run.items_total is None or recorded < run.items_total
                 ):
@@ -627,8 +631,9 @@ class Ledger:
             run.finished_at = at
             if status == "interrupted" and run.trigger in RECOVERABLE_TRIGGERS:
                 run.recovery = "due"  # a drain or Ctrl-C stopped work an executor was given
-            # The per-run saving (opening tools, compiling a report) only happened if work was done.
-            run.run_minutes_saved = run.manual_minutes_per_run if successes else 0.0
+            run.run_minutes_saved = run_minutes_due(
+                status, successes or 0, run.manual_minutes_per_run
+            )
 
     # --- runs reported by other regions ------------------------------------------
 
@@ -786,6 +791,7 @@ class Ledger:
             version=run.version,
             region=run.region,
             trigger=run.trigger,
+            purpose=run.purpose,
             status=run.status,
             started_at=run.started_at.isoformat(timespec="seconds"),
             finished_at=run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
@@ -800,17 +806,27 @@ class Ledger:
         )
 
 
+def run_minutes_due(status: str, successes: int, manual_minutes_per_run: float) -> float:
+    """The per-run saving (opening the tools, compiling a report) is the agent's only for a
+    run that completed with at least one successful item: a failed, timed out, interrupted
+    or abandoned run, or one that succeeded at nothing, is credited none."""
+    return manual_minutes_per_run if status == "completed" and successes > 0 else 0.0
+
+
 def _reported_run_row(record: ReportedRun, region: str) -> RunRow:
     b = record.baseline
     return RunRow(
         uid=record.uid, process_id=record.process_id, version_id=None, version=record.version,
         region=record.region, application=record.application,
         origin_region=record.origin_region, origin_version=record.origin_version,
-        imported_from=region, trigger=record.trigger, status=record.status,
+        imported_from=region, trigger=record.trigger, purpose=record.purpose,
+        status=record.status,
         started_at=record.started_at, finished_at=record.finished_at, heartbeat_at=None,
         host="", pid=None, parameters={}, input_name="", items_total=record.items_total,
         error=None, manual_minutes_per_item=b.manual_minutes_per_item,
         residual_minutes_per_item=b.residual_minutes_per_item,
         manual_minutes_per_run=b.manual_minutes_per_run, baseline_measured_by=b.measured_by,
-        baseline_measured_on=b.measured_on, run_minutes_saved=record.run_minutes_saved,
+        baseline_measured_on=b.measured_on,
+        # The importing side's rule: a file from an older robo may credit a failed run.
+        run_minutes_saved=record.run_minutes_saved if record.status == "completed" else 0.0,
     )  # fmt: skip

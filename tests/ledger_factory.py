@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 import robo.ledger
 import robo.queues
 from robo.definition import Baseline
-from robo.ledger import ItemOutcome, ItemStatus, Ledger
+from robo.ledger import ItemOutcome, ItemStatus, Ledger, RunPurpose
 from robo.queues import NewItem, Queues, TakenItem
 from robo.reports.periods import month_label, quarter_label, week_label, year_label
 from robo.storage.database import Database
-from robo.storage.models import VersionRow
+from robo.storage.models import ItemRow, VersionRow
 
 BASELINE_A = Baseline(
     manual_minutes_per_item=30,
@@ -90,7 +90,8 @@ class RunFact:
         ok = self.count("success")
         business = self.count("business_exception")
         application = self.count("application_exception")
-        per_run = b.manual_minutes_per_run if ok and self.status is not None else 0.0
+        # The ledger's rule: per-run minutes for a completed run with a success only.
+        per_run = b.manual_minutes_per_run if ok and self.status == "completed" else 0.0
         minutes = ok * (b.manual_minutes_per_item - b.residual_minutes_per_item) + per_run
         return {
             "runs": 1,
@@ -278,6 +279,7 @@ class QueueWork:
         region: str = "occitanie",
         baseline: Baseline = BASELINE_B,
         application: str = "chorus",
+        purpose: RunPurpose = "production",
     ) -> int:
         return self.ledger.start_run(
             process_id=process_id,
@@ -287,6 +289,7 @@ class QueueWork:
             region=region,
             parameters={},
             application=application,
+            purpose=purpose,
         )
 
     def take(self, run_id: int, queue: str, lease_seconds: float = 300) -> TakenItem:
@@ -339,6 +342,31 @@ class QueueWork:
         self.ledger.finish_run(run_id, status)  # type: ignore[arg-type]
 
 
+def _start_run_on_0003(
+    db: Database, process_id: str, version_id: int, baseline: Baseline, now: dt.datetime
+) -> int:
+    """A running run as robo 0.1 wrote it: only the columns revision 0003 has."""
+    import uuid
+
+    from robo.storage.models import RunRow
+
+    values = {
+        "uid": uuid.uuid4().hex, "process_id": process_id, "version_id": version_id,
+        "version": "0.9.0", "region": "occitanie", "application": "chorus", "worker": "",
+        "trigger": "manual", "status": "running", "started_at": now, "heartbeat_at": now,
+        "host": "vm", "pid": 1, "parameters": {}, "input_name": "",
+        "manual_minutes_per_item": baseline.manual_minutes_per_item,
+        "residual_minutes_per_item": baseline.residual_minutes_per_item,
+        "manual_minutes_per_run": baseline.manual_minutes_per_run,
+        "baseline_measured_by": baseline.measured_by,
+        "baseline_measured_on": baseline.measured_on.isoformat(), "run_minutes_saved": 0.0,
+    }  # fmt: skip
+    with db.session() as session:
+        return int(
+            session.execute(insert(RunRow).values(**values).returning(RunRow.id)).scalar_one()
+        )
+
+
 def before_queues_ledger(
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -348,8 +376,8 @@ def before_queues_ledger(
     baseline: Baseline = BASELINE_B,
     start: dt.datetime = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC),
 ) -> list[int]:
-    """A ledger written by the Ledger API on the schema before queues (revision 0003), one
-    run per list of (reference, status); opening it afterwards runs migration 0004."""
+    """A ledger as robo 0.1 wrote it on the schema before queues (revision 0003), one run
+    per list of (reference, status); opening it afterwards runs migrations 0004 onwards."""
     from alembic import command
 
     from robo.storage.database import _alembic_config, make_engine
@@ -360,24 +388,23 @@ def before_queues_ledger(
     engine.dispose()
     db = Database(database_url, migrate=False)
     clock = {"now": start}
-    monkeypatch.setattr(robo.ledger, "utcnow", lambda: clock["now"])
-    ledger = Ledger(db)
     version_id = _version_id(db, 1)
     run_ids = []
     try:
         for n, items in enumerate(runs):
             clock["now"] = start + dt.timedelta(days=n)
-            run_id = ledger.start_run(
-                process_id=process_id, version_id=version_id, version="0.9.0",
-                baseline=baseline, region="occitanie", parameters={}, application="chorus",
-            )  # fmt: skip
+            run_id = _start_run_on_0003(db, process_id, version_id, baseline, clock["now"])
             for position, (reference, status) in enumerate(items):
                 moment = clock["now"]
                 clock["now"] += dt.timedelta(seconds=30)
-                ledger.record_item(run_id, ItemOutcome(
-                    position=position, reference=reference, status=status, attempts=1,
-                    started_at=moment, finished_at=clock["now"],
-                ))  # fmt: skip
+                earned = baseline.manual_minutes_per_item - baseline.residual_minutes_per_item
+                with db.session() as session:
+                    session.execute(insert(ItemRow).values(
+                        run_id=run_id, position=position, reference=reference, status=status,
+                        attempts=1, started_at=moment, finished_at=clock["now"],
+                        duration_seconds=30.0, evidence=[], data={}, output={},
+                        minutes_saved=earned if status == "success" else 0.0,
+                    ))  # fmt: skip
             # Ended as robo 0.1 ended runs (today's ledger reads columns 0003 lacks).
             with db.session() as session:
                 session.execute(

@@ -28,6 +28,7 @@ def _scope(
     processes: tuple[str, ...],
     regions: tuple[str, ...],
     applications: tuple[str, ...],
+    include_test: bool = False,
 ) -> Any:
     from robo.errors import ReportError
     from robo.reports.periods import parse_period, parse_since, parse_until
@@ -53,15 +54,18 @@ def _scope(
         raise click.BadParameter(
             f"'{month}' is not a month; use YYYY-MM (2026-10)", param_hint="--month"
         )
+    purposes = () if include_test else ("production",)
     if named:
         found = parse("--period" if period else "--month", named, parse_period)
-        return Scope(found.start, found.end, processes, regions, applications, label=found.label)
+        return Scope(found.start, found.end, processes, regions, applications,
+                     label=found.label, purposes=purposes)  # fmt: skip
     return Scope(
         parse("--since", since, parse_since) if since else None,
         parse("--until", until, parse_until) if until else None,
         processes,
         regions,
         applications,
+        purposes=purposes,
     )
 
 
@@ -241,6 +245,11 @@ def _drill(obj: Context, scope: Any, fmt: str, output: Path | None, limit: int) 
     help="Recompute every total from item rows and check each queue item is credited at "
     "most once; exit 1 on any mismatch (rows from before queues: warnings).",
 )
+@click.option(
+    "--include-test",
+    is_flag=True,
+    help="Count test runs (robo run --test) and demo runs too; by default only production.",
+)
 @click.option("--headline", "headline_only", is_flag=True, help="Only the headline.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.pass_obj
@@ -259,6 +268,7 @@ def report(
     drill: bool,
     limit: int,
     check: bool,
+    include_test: bool,
     headline_only: bool,
     as_json: bool,
 ) -> None:
@@ -272,7 +282,10 @@ def report(
     fte_hours_per_year, 1,607 by default); robot hours (item processing
     time); human hours still needed (checks left on successful items +
     exception items by hand); queue items a human resolved and the hours
-    they recorded (never counted as saved). Each figure uses the baseline its
+    they recorded (never counted as saved). Only production runs count unless
+    --include-test (test runs and the demo's are recorded all the same); the
+    per-run minutes go to completed runs with at least one success. Each
+    figure uses the baseline its
     run started with; the baselines used are listed. Months, weeks (ISO) and
     quarters come from each run's start time in UTC.
 
@@ -286,11 +299,12 @@ def report(
       robo report --format pdf -o report.pdf
       robo report --process residence-permit-entry --month 2026-10 --items
       robo report --check                           # recompute from item rows
+      robo report --include-test --since 2026-12-01 # with test and demo runs
     """
     fmt = "json" if as_json else fmt
     if fmt in ("html", "pdf") and output is None:
         raise click.UsageError(f"--format {fmt} writes a file: add -o report.{fmt}")
-    scope = _scope(since, until, period, month, processes, regions, applications)
+    scope = _scope(since, until, period, month, processes, regions, applications, include_test)
     from robo.reports.queries import check_known_processes
 
     check_known_processes(obj.robo.db, processes)

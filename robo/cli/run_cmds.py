@@ -90,6 +90,12 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--headed", is_flag=True, help="Show the browser window (needs a display).")
 @click.option(
+    "--test",
+    "is_test",
+    is_flag=True,
+    help="A test run: recorded and shown, left out of reports unless --include-test.",
+)
+@click.option(
     "--no-progress",
     is_flag=True,
     help="No progress bar (it is off anyway when stderr is not a terminal).",
@@ -103,6 +109,7 @@ def run(
     limit: int | None,
     params: tuple[str, ...],
     headed: bool,
+    is_test: bool,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -115,20 +122,23 @@ def run(
     for a human) or application exception (retried per the retry policy, then
     by later runs). Failed items keep a screenshot and a trace under
     ROBO_HOME/evidence/RUN_ID. Exits 0 when the run completed (whatever the
-    items' outcomes), 1 when it failed, timed out or was interrupted.
+    items' outcomes), 1 when it failed, timed out or was interrupted. A --test
+    run (trying a new version, a training session) is kept out of the
+    production figures of `robo report`.
 
     \b
     Examples:
       robo run residence-permit-entry
       robo run residence-permit-entry --input today.csv --param portal_url=http://127.0.0.1:8765
       robo run invoice-commitment-check --limit 50
+      robo run residence-permit-entry --test --input samples.csv
     """
     from robo.runner.run import RunRequest, run_process
 
     robo = obj.robo
     request = RunRequest(
         process_id=process_id, input_path=input_path, params=_params(params), headed=headed,
-        limit=limit,
+        limit=limit, purpose="test" if is_test else "production",
     )  # fmt: skip
     version = robo.registry.active(process_id)
     progress = ProgressBar(
@@ -186,7 +196,9 @@ def runs(
         note("no runs yet; `robo run PROCESS_ID` starts one")
         return
     table(None, ["run", "process", "version", "region", "status", "started (UTC)", "items", "ok", "business", "app", "h saved"], [
-        (r.id, r.process_id, r.version, r.region, r.status, r.started_at, r.items_total,
+        (r.id, r.process_id, r.version, r.region,
+         r.status if r.purpose == "production" else f"{r.status} ({r.purpose})",
+         r.started_at, r.items_total,
          r.succeeded, r.business_exceptions, r.application_exceptions, hours(r.minutes_saved))
         for r in rows
     ], right=["run", "items", "ok", "business", "app", "h saved"])  # fmt: skip
@@ -205,6 +217,7 @@ def run_show(obj: Context, run_id: int, as_json: bool) -> None:
     r, b = detail.run, detail.baseline
     click.echo(
         f"run {r.id} · {r.process_id} {r.version} · {r.region} · {r.status} · trigger {r.trigger}"
+        + ("" if r.purpose == "production" else f" · {r.purpose} run (not in production reports)")
     )
     click.echo(f"  started {r.started_at} UTC, finished {r.finished_at or '-'} on {detail.host}")
     click.echo(

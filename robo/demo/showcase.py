@@ -19,12 +19,14 @@ from robo.errors import InputError
 from robo.loader import LoadedProcess, load_many
 from robo.registry import DeployResult, Registry
 from robo.reports.hours import ProcessHours, hours_by_process
+from robo.reports.queries import Scope
 from robo.reports.report import Report
 from robo.runner.run import Progress, RunEnvironment, RunRequest, RunResult, run_process
 from robo.settings import Settings
 from robo.storage.database import Database
 
 PORTAL_SECRET = "portal_password"
+DEMO = ("demo",)  # the purpose the demo's runs record, and the only one its report shows
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,14 @@ def run_demo(
                 {"portal_url": portal.url} if "portal_url" in process.definition.parameters else {}
             )
             version = registry.active(pid)
-            request = RunRequest(process_id=pid, params=params, trigger="demo")
+            request = RunRequest(process_id=pid, params=params, trigger="demo", purpose="demo")
             results.append(run_process(run_environment, version, request, progress(pid)))
     report, report_path = write_report(settings, db)
     return DemoResult(
         portal_url,
         deployed,
         results,
-        hours_by_process(db, since=since),
+        hours_by_process(db, since=since, purposes=DEMO),
         report,
         report_path,
         [p.definition.id for p in order],
@@ -99,11 +101,13 @@ def run_demo(
 
 
 def write_report(settings: Settings, db: Database) -> tuple[Report, Path]:
-    """The programme's report (whole ledger) as HTML under ROBO_HOME/reports/."""
+    """The report of every demo run (never production: they stay out of the programme's
+    figures) as HTML under ROBO_HOME/reports/."""
     from robo.reports.html import SERIES, write_html
     from robo.reports.report import build_report
 
     report = build_report(
-        db, ("process",), fte_hours_per_year=settings.fte_hours_per_year, series=SERIES
-    )
+        db, ("process",), scope=Scope(purposes=DEMO),
+        fte_hours_per_year=settings.fte_hours_per_year, series=SERIES,
+    )  # fmt: skip
     return report, write_html(report, settings.home / "reports" / "demo-report.html")

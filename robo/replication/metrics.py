@@ -100,6 +100,8 @@ class MetricsRun(_Strict):
     origin_region: Slug | None
     origin_version: Version | None
     trigger: str = Field(max_length=32)
+    # Files from before purposes were recorded hold production runs only.
+    purpose: Literal["production", "test", "demo"] = "production"
     status: FinalStatus = Field(description="Only finished runs travel: a running one is refused.")
     started_at: AwareDatetime
     finished_at: AwareDatetime | None
@@ -195,7 +197,7 @@ def _run_record(run: RunRow, items: Sequence[ItemRow], secret: bytes) -> dict[st
         "uid": run.uid, "process_id": run.process_id, "version": run.version,
         "region": run.region, "application": run.application,
         "origin_region": run.origin_region, "origin_version": run.origin_version,
-        "trigger": run.trigger, "status": run.status,
+        "trigger": run.trigger, "purpose": run.purpose, "status": run.status,
         "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
         "items_total": run.items_total,
         "baseline": {

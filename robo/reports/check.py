@@ -197,8 +197,11 @@ def recompute(db: Database, report: Report) -> CheckResult:
 def _read_runs(session: Session, report: Report) -> _Ledger:
     runs: dict[int, tuple[tuple[str, ...], RunRow]] = {}
     groups: dict[tuple[str, ...], _Sums] = {}
-    query = select(RunRow).where(*report.scope.conditions())
+    # The purpose is filtered here, not in SQL: a report that counted a test run fails.
+    query = select(RunRow).where(*report.scope.conditions(by_purpose=False))
     for run in session.scalars(query.execution_options(yield_per=2000)):
+        if not report.scope.counts(run.purpose):
+            continue
         key = tuple(d.label(run) for d in report.by)
         runs[run.id] = (key, run)
         sums = groups.setdefault(key, defaultdict(int))
@@ -221,7 +224,7 @@ def _read_items(session: Session, report: Report, ledger: _Ledger) -> None:
             ItemRow.credited_queue_item_id,
         )
         .join(RunRow, RunRow.id == ItemRow.run_id)
-        .where(*report.scope.conditions())
+        .where(*report.scope.conditions(by_purpose=False))
     )
     problems = ledger.problems
     for (
@@ -235,6 +238,8 @@ def _read_items(session: Session, report: Report, ledger: _Ledger) -> None:
         queue_item,
         credit,
     ) in session.execute(query.execution_options(yield_per=10000)):
+        if run_id not in ledger.runs:
+            continue  # a run of another purpose
         key, run = ledger.runs[run_id]
         sums = ledger.groups[key]
         ledger.item_rows += 1
@@ -444,9 +449,9 @@ def _read_human_work(session: Session, report: Report, ledger: _Ledger) -> None:
 
 def _check_run_minutes(ledger: _Ledger) -> None:
     for run_id, (_key, run) in ledger.runs.items():
-        due = (
-            run.manual_minutes_per_run if run.finished_at and ledger.successes.get(run_id) else 0.0
-        )
+        # Completed with at least one success: the ledger's rule (run_minutes_due).
+        completed = run.status == "completed"
+        due = run.manual_minutes_per_run if completed and ledger.successes.get(run_id) else 0.0
         if not _close(run.run_minutes_saved, due):
             ledger.problems.append(
                 f"run {run_id}: records {run.run_minutes_saved:g} per-run minutes saved, "

@@ -3,6 +3,8 @@
 "13 processes in production, 1,119 hours saved since go-live (2025-03-04),
 across 3 regions."
 
+- only production runs count, unless the scope includes test or demo runs (the
+  text then says so instead of "in production");
 - a process is *in production* in the scope when at least one of its items
   succeeded there (a process that only ever failed, or only ran empty, is not);
 - a region counts when at least one item succeeded there;
@@ -42,6 +44,11 @@ class Headline:
     def text(self) -> str:
         hours = hours_label(self.totals.hours_saved)
         if self.go_live is None:
+            if self.scope.purposes == ("production",):
+                return (
+                    "No production runs yet: nothing saved so far (test and demo runs count "
+                    "with --include-test)."
+                )
             return "No runs yet: nothing saved so far."
         if self.scope.since is None and self.scope.until is None:
             when = f"since go-live ({self.go_live.date().isoformat()})"
@@ -53,7 +60,7 @@ class Headline:
                 f" to before {self.scope.until.date().isoformat()}" if self.scope.until else ""
             )
         return (
-            f"{_plural(self.processes, 'process', 'processes')} in production, "
+            f"{_plural(self.processes, 'process', 'processes')} {_counted(self.scope)}, "
             f"{hours} hours saved {when}, across {_plural(self.regions, 'region', 'regions')}."
         )
 
@@ -69,6 +76,13 @@ class Headline:
             "totals": self.totals.as_dict(self.fte_hours_per_year),
             "top_processes": [r.as_dict(self.fte_hours_per_year) for r in self.top],
         }
+
+
+def _counted(scope: Scope) -> str:
+    """What the processes counted were: in production, unless the scope says otherwise."""
+    named = {("production",): "in production", (): "run (production, test and demo runs together)",
+             ("demo",): "run by the demo (not production)", ("test",): "run in tests (not production)"}  # fmt: skip
+    return named.get(scope.purposes, f"run in {' and '.join(scope.purposes)} runs (not production)")
 
 
 def _plural(n: int, one: str, many: str) -> str:

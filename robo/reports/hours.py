@@ -26,10 +26,14 @@ class ProcessHours:
 
 
 def hours_by_process(
-    db: Database, since: dt.datetime | None = None, until: dt.datetime | None = None
+    db: Database,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    purposes: tuple[str, ...] = ("production",),
 ) -> list[ProcessHours]:
     """One row per process that ran in [since, until), by run start time, most hours first."""
-    rows = aggregate(db, dimensions(["process"]), Scope(since=since, until=until))
+    scope = Scope(since=since, until=until, purposes=purposes)
+    rows = aggregate(db, dimensions(["process"]), scope)
     return [
         ProcessHours(
             process_id=r.keys["process_id"],

@@ -46,10 +46,17 @@ class Scope:
     regions: tuple[str, ...] = ()
     applications: tuple[str, ...] = ()
     label: str = ""
+    # Production runs only by default; () counts every run (test and demo ones too).
+    purposes: tuple[str, ...] = ("production",)
 
-    def conditions(self, runs: Any = RunRow) -> list[ColumnElement[bool]]:
-        """The scope as SQL conditions on ``runs`` (the runs table or an alias of it)."""
+    def conditions(
+        self, runs: Any = RunRow, *, by_purpose: bool = True
+    ) -> list[ColumnElement[bool]]:
+        """The scope as SQL conditions on ``runs`` (the runs table or an alias of it);
+        ``by_purpose=False`` leaves the purpose to the caller (the check filters it itself)."""
         where: list[ColumnElement[bool]] = []
+        if by_purpose and self.purposes:
+            where.append(runs.purpose.in_(self.purposes))
         if self.since is not None:
             where.append(runs.started_at >= self.since)
         if self.until is not None:
@@ -77,7 +84,14 @@ class Scope:
             parts.append("region " + ", ".join(self.regions))
         if self.applications:
             parts.append("application " + ", ".join(self.applications))
-        return " · ".join(parts) or "all runs"
+        if not self.purposes:
+            parts.append("test and demo runs included")
+        elif self.purposes != ("production",):
+            parts.append(" and ".join(self.purposes) + " runs")
+        return " · ".join(parts) or "all production runs"
+
+    def counts(self, purpose: str) -> bool:
+        return not self.purposes or purpose in self.purposes
 
 
 def deciding(scope: Scope) -> ColumnElement[Any]:

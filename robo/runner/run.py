@@ -35,7 +35,7 @@ from robo.errors import (
     SecretError,
     StorageError,
 )
-from robo.ledger import ItemOutcome, Ledger, RunStatus, process_alive
+from robo.ledger import ItemOutcome, Ledger, RunPurpose, RunStatus, process_alive
 from robo.logging import get_logger
 from robo.queues import NewItem, Queues, Refusal, TakenItem
 from robo.redaction import Redactor
@@ -85,6 +85,7 @@ class RunRequest:
     worker: str = ""
     uid: str | None = None  # set by executors so that a job delivered twice runs once
     limit: int | None = None  # take at most this many items from the queue
+    purpose: RunPurpose = "production"  # reports count production runs only
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,7 @@ class ProcessRun:
             resumes_run_id=self.request.resumes_run_id,
             worker=self.request.worker,
             uid=self.request.uid,
+            purpose=self.request.purpose,
         )
         self.run_id = run_id
         self.log = get_logger(

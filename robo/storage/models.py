@@ -131,6 +131,8 @@ class RunRow(Base):
     imported_from: Mapped[str | None] = mapped_column(String(64))
     worker: Mapped[str] = mapped_column(String(255), default="", server_default="")
     trigger: Mapped[str] = mapped_column(String(32), default="manual")
+    # Reports count production runs only, unless asked (robo run --test, the demo).
+    purpose: Mapped[str] = mapped_column(String(16), server_default="production")
     status: Mapped[str] = mapped_column(String(32), index=True)
     started_at: Mapped[dt.datetime] = mapped_column(index=True)
     finished_at: Mapped[dt.datetime | None]

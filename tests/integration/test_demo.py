@@ -61,7 +61,8 @@ def test_the_demo_runs_every_sample_and_reports_the_hours_it_saved(tmp_path: Pat
     assert total > 0
     assert (home / "robo.db").is_file()  # SQLite in ROBO_HOME, not in the working directory
     headline = re.search(
-        r"^6 processes in production, [\d,.]+ hours saved since go-live \(\d{4}-\d{2}-\d{2}\), "
+        r"^6 processes run by the demo \(not production\), [\d,.]+ hours saved since go-live "
+        r"\(\d{4}-\d{2}-\d{2}\), "
         r"across 1 region\.$",
         out,
         re.MULTILINE,
@@ -71,7 +72,13 @@ def test_the_demo_runs_every_sample_and_reports_the_hours_it_saved(tmp_path: Pat
     assert f"HTML report (charts, opens offline): {html}" in out
     assert headline.group(0) in html.read_text(encoding="utf-8")
 
-    report = robo(home, tmp_path, "report", "--json")
+    # Demo runs are never production: the programme's report leaves them out unless asked.
+    production = robo(home, tmp_path, "report", "--json")
+    assert production.returncode == 0, production.stderr
+    assert json.loads(production.stdout) == []
+    headline = robo(home, tmp_path, "report", "--headline")
+    assert "No production runs yet" in headline.stdout, headline.stdout + headline.stderr
+    report = robo(home, tmp_path, "report", "--include-test", "--json")
     assert report.returncode == 0, report.stderr
     rows = json.loads(report.stdout)
     assert sorted(r["process_id"] for r in rows) == PROCESS_IDS
@@ -80,7 +87,7 @@ def test_the_demo_runs_every_sample_and_reports_the_hours_it_saved(tmp_path: Pat
 
     runs = robo(home, tmp_path, "runs", "--json")
     assert runs.returncode == 0, runs.stderr
-    assert {r["trigger"] for r in json.loads(runs.stdout)} == {"demo"}
+    assert {(r["trigger"], r["purpose"]) for r in json.loads(runs.stdout)} == {("demo", "demo")}
 
     secrets = robo(home, tmp_path, "secret", "list", "--json")
     assert secrets.returncode == 0, secrets.stderr

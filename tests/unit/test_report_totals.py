@@ -283,5 +283,8 @@ def test_an_empty_ledger_gives_an_empty_report(db: Database) -> None:
     report = build_report(db, ("region", "month"))
 
     assert report.rows == []
-    assert report.headline.text == "No runs yet: nothing saved so far."
+    assert report.headline.text == (
+        "No production runs yet: nothing saved so far (test and demo runs count with "
+        "--include-test)."
+    )
     assert check(db, report).ok
