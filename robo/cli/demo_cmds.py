@@ -69,7 +69,8 @@ def portal(host: str, port: int, password: str, latency_ms: int, failure_rate: f
 def demo(obj: Context, processes_dir: Path) -> None:
     """Start the sample portal, deploy the sample processes, run them all and
     print the hours saved, computed from the items actually processed, and
-    the programme's headline; write the HTML report to ROBO_HOME/reports/.
+    the demo's headline; write the HTML report to ROBO_HOME/reports/. Its
+    runs are recorded as demo runs, never production.
 
     Each sample drains its own work queue; invoice-inbox-dispatch fills the
     queue invoices-to-check and runs before invoice-commitment-check, which
@@ -77,7 +78,7 @@ def demo(obj: Context, processes_dir: Path) -> None:
 
     \b
     Example:
-      robo demo && robo runs && robo report
+      robo demo && robo runs && robo report --include-test
     """
     from robo.cli.run_cmds import ProgressBar
     from robo.demo.showcase import run_demo
@@ -119,8 +120,9 @@ def demo(obj: Context, processes_dir: Path) -> None:
     click.echo(f"HTML report (charts, opens offline): {result.report_path}")
     click.echo(
         "Next: `robo runs`, `robo run-show RUN_ID`, `robo queue list`, `robo worklist` (the "
-        "business exceptions, waiting for an agent), `robo report`, "
-        "`robo report --format pdf -o report.pdf`."
+        "business exceptions, waiting for an agent), `robo report --include-test` (demo runs "
+        "are not production: plain `robo report` leaves them out), "
+        "`robo report --include-test --format pdf -o report.pdf`."
     )
     failed = [r for r in result.runs if r.status != "completed"]
     if failed:
