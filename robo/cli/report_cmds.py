@@ -110,6 +110,7 @@ def _print_table(report: Any) -> None:
             for r in report.headline.top
         )
         click.echo(f"Top processes: {tops}")
+    click.echo(_pace(report.headline))
     fte = report.fte_hours_per_year
 
     def figures(f: Any) -> list[Any]:
@@ -158,11 +159,26 @@ def _print_table(report: Any) -> None:
         "Items: work items, each once (a queue item retried by several runs is one item, "
         "counted with its credited success or latest outcome); attempts: tries over every run; "
         "ok/business/app/skipped: items by that outcome. Success: ok / (items - skipped). "
-        f"FTE: hours / {fte:,.0f} h a year. Robot h: item processing time. Human h: checks left "
+        f"FTE: the period's hours / {fte:,.0f} h (one post's year; not annualised). Robot h: "
+        "time the robots spent on items (machine time, not agent time). Human h: checks left "
         "on successful items + exception items by hand (baseline). Resolved / resolving h: "
         "queue items a human resolved and the hours they recorded (never in hours saved). "
         "Months and weeks: UTC."
     )
+
+
+def _pace(headline: Any) -> str:
+    """The FTE twice, saying which: the period's share of one post's year, and the
+    period's pace over a whole year (or why it is not shown)."""
+    t = headline.totals
+    share = f"{t.fte(headline.fte_hours_per_year):.2f}"
+    days = headline.period_days
+    if headline.fte_annualised is None:
+        pace = "not annualised (under 28 days)" if days is not None else "not annualised (no runs)"
+    else:
+        pace = f"{headline.fte_annualised:.2f} full-time posts a year at this pace"
+    span = "" if days is None else f" over {days:,.0f} days"
+    return f"FTE: {share} of one post's year saved{span}; {pace}."
 
 
 def _distinct_uses(report: Any) -> list[Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from robo.reports.figures import Row
+from robo.reports.headline import hours_label
 from robo.reports.periods import months_between
 
 BLUE = "#000091"  # bleu France
@@ -63,7 +64,8 @@ def _svg(fig: Any, key: str) -> str:
 
 
 def _label_bars(ax: Any, bars: Any, values: list[float]) -> None:
-    ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=8, padding=2)
+    # The headline's precision: a 7.5 h bar reads 7.5, not 8.
+    ax.bar_label(bars, labels=[hours_label(v) if v else "" for v in values], fontsize=8, padding=2)
 
 
 def monthly(rows: list[Row]) -> Chart | None:

@@ -21,6 +21,7 @@ minutes, rather than failed.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -182,6 +183,7 @@ def recompute(db: Database, report: Report) -> CheckResult:
         if want != have:
             ledger.problems.append(f"headline: {have} {name} in the report, {want} from item rows")
     _compare_rows(report, ledger.groups, ledger.problems)
+    _check_annualised(report, ledger)
     return CheckResult(
         runs=len(ledger.runs),
         items=ledger.items,
@@ -445,6 +447,30 @@ def _read_human_work(session: Session, report: Report, ledger: _Ledger) -> None:
         sums["resolved_by_human"] += 1
         sums["human_minutes_spent"] += minutes or 0.0
         ledger.resolved += 1
+
+
+def _check_annualised(report: Report, ledger: _Ledger) -> None:
+    """The annualised FTE, from the check's own hours and the period's own length."""
+    h = report.headline
+    starts = [run.started_at for _key, run in ledger.runs.values()]
+    start = report.scope.since or (min(starts) if starts else None)
+    if start is None or h.now is None:
+        want = None
+    else:
+        start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+        end = min(h.now, report.scope.until) if report.scope.until else h.now
+        days = max(0.0, (end - start).total_seconds() / 86400)
+        minutes = sum(
+            s["item_minutes_saved"] + s["run_minutes_saved"] for s in ledger.groups.values()
+        )
+        want = None if days < 28 else minutes / 60 / days * 365.25 / h.fte_hours_per_year
+    have = h.fte_annualised
+    if (want is None) != (have is None) or (
+        want is not None and have is not None and not _close(have, want)
+    ):
+        ledger.problems.append(
+            f"headline: annualised FTE is {have} in the report, {want} from item rows"
+        )
 
 
 def _check_run_minutes(ledger: _Ledger) -> None:

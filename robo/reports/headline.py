@@ -27,6 +27,16 @@ from robo.storage.database import Database
 from robo.storage.models import RunRow
 
 TOP = 5
+MIN_DAYS_TO_ANNUALISE = 28.0  # a shorter period says nothing about a year's pace
+DAYS_PER_YEAR = 365.25
+
+
+def annualised_fte(hours_saved: float, days: float | None, hours_per_year: float) -> float | None:
+    """Full-time posts a year at the period's pace: the hours saved per day of the period,
+    over a year, ÷ one post's yearly hours. None for a period under 28 days."""
+    if days is None or days < MIN_DAYS_TO_ANNUALISE:
+        return None
+    return hours_saved / days * DAYS_PER_YEAR / hours_per_year
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,28 @@ class Headline:
     top: list[Row]
     scope: Scope
     fte_hours_per_year: float = FTE_HOURS_PER_YEAR
+    now: dt.datetime | None = None  # when the report was made: the end of an open period
+
+    @property
+    def period(self) -> tuple[dt.datetime, dt.datetime] | None:
+        """The stretch of time the figures cover: the scope's dates, else go-live; up to
+        the scope's end, or now if that is sooner (a period still under way)."""
+        start = self.scope.since or self.go_live
+        if start is None:
+            return None
+        end = self.now or self.last_run or start
+        if self.scope.until is not None:
+            end = min(end, self.scope.until)
+        return start, max(start, end)
+
+    @property
+    def period_days(self) -> float | None:
+        period = self.period
+        return None if period is None else (period[1] - period[0]).total_seconds() / 86400
+
+    @property
+    def fte_annualised(self) -> float | None:
+        return annualised_fte(self.totals.hours_saved, self.period_days, self.fte_hours_per_year)
 
     @property
     def text(self) -> str:
@@ -73,6 +105,14 @@ class Headline:
             "last_run": self.last_run.isoformat(timespec="seconds") if self.last_run else None,
             "scope": self.scope.describe(),
             "fte_hours_per_year": self.fte_hours_per_year,
+            # totals.fte is the period's hours as a share of one post's year; this is the
+            # period's pace over a whole year (None under 28 days).
+            "period_start": None if self.period is None else self.period[0].isoformat(),
+            "period_end": None if self.period is None else self.period[1].isoformat(),
+            "period_days": None if self.period_days is None else round(self.period_days, 2),
+            "fte_annualised": (
+                None if self.fte_annualised is None else round(self.fte_annualised, 4)
+            ),
             "totals": self.totals.as_dict(self.fte_hours_per_year),
             "top_processes": [r.as_dict(self.fte_hours_per_year) for r in self.top],
         }
@@ -96,6 +136,7 @@ def headline(
     fte_hours_per_year: float = FTE_HOURS_PER_YEAR,
     by_process: list[Row] | None = None,
     top: int = TOP,
+    now: dt.datetime | None = None,
 ) -> Headline:
     """Count, sum and rank in SQL; ``by_process`` reuses rows already aggregated."""
     sums = Sums.of(scope)
@@ -123,6 +164,7 @@ def headline(
         top=[r for r in ranked if r.figures.minutes_saved > 0][:top],
         scope=scope,
         fte_hours_per_year=fte_hours_per_year,
+        now=now,
     )
 
 

@@ -84,7 +84,10 @@ def build_report(
             rows if dims == (DIMENSIONS[name],) else aggregate(db, dimensions([name]), scope)
         )
     by_process = rows if dims == (DIMENSIONS["process"],) else extra.get("process")
-    top = headline(db, scope, fte_hours_per_year=fte_hours_per_year, by_process=by_process)
+    made = utcnow()
+    top = headline(
+        db, scope, fte_hours_per_year=fte_hours_per_year, by_process=by_process, now=made
+    )
     baseline_dims = dims if DIMENSIONS["process"] in dims else (*dims, DIMENSIONS["process"])
     uses = baselines(db, scope, baseline_dims)
     return Report(
@@ -95,7 +98,7 @@ def build_report(
         headline=top,
         baselines=uses,
         fte_hours_per_year=fte_hours_per_year,
-        generated_at=utcnow(),
+        generated_at=made,
         database=db.safe_url,
         extra=extra,
     )
