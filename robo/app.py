@@ -20,7 +20,7 @@ from robo.settings import Settings
 # Services are imported where first used: `robo runs` must not pay for Playwright,
 # Jinja2 or cryptography, and `robo --help` for nothing at all.
 if TYPE_CHECKING:
-    from robo.ledger import Ledger
+    from robo.ledger import HourCost, Ledger
     from robo.queues import Queues
     from robo.registry import Registry
     from robo.replication.signing import KeyStore
@@ -104,7 +104,17 @@ class Robo:
             heartbeat_seconds=self.settings.heartbeat_seconds,
             abandon_after_seconds=self.settings.abandon_after_seconds,
             tmp_dir=self.settings.home / "tmp",
+            hour_cost=self._hour_cost(),
         )
+
+    def _hour_cost(self) -> HourCost | None:
+        from robo.ledger import HourCost
+
+        s = self.settings
+        if s.hour_cost_eur is None:
+            return None
+        on = s.hour_cost_set_on.isoformat() if s.hour_cost_set_on else ""
+        return HourCost(s.hour_cost_eur, s.hour_cost_set_by, on)
 
     def executor(self) -> Executor:
         """The executor ROBO_EXECUTOR names, running jobs with :func:`execute_job`."""

@@ -337,6 +337,22 @@ class Window(Model):
         return self
 
 
+MAX_EUROS = 100_000_000.0
+
+
+class Cost(Model):
+    """What the robot cost to build and costs to run: weighed against the euros it saves."""
+
+    build_days: float = Field(ge=0, le=10_000, description="Days of work it took to build.")
+    build_eur: float = Field(ge=0, le=MAX_EUROS, description="What building it cost, in euros.")
+    run_eur_per_year: float = Field(
+        default=0,
+        ge=0,
+        le=MAX_EUROS,
+        description="Yearly running cost in euros (licences, hosting, maintenance).",
+    )
+
+
 class Schedule(Model):
     """When a process runs; overridable per region by an overlay."""
 
@@ -442,6 +458,7 @@ class ProcessDefinition(Model):
     items: ItemSource
     bot: Bot
     baseline: Baseline
+    cost: Cost | None = None
     retry: RetryPolicy = RetryPolicy()
     timeouts: Timeouts = Timeouts()
     evidence: Evidence = Evidence()

@@ -82,6 +82,15 @@ class ItemOutcome:
 
 
 @dataclass(frozen=True)
+class HourCost:
+    """What one agent hour costs the region (euros), who set it and when (YYYY-MM-DD)."""
+
+    eur: float
+    set_by: str = ""
+    set_on: str = ""
+
+
+@dataclass(frozen=True)
 class RunSummary:
     id: int
     uid: str
@@ -335,6 +344,7 @@ class Ledger:
         worker: str = "",
         uid: str | None = None,
         purpose: RunPurpose = "production",
+        hour_cost: HourCost | None = None,
     ) -> int:
         now = utcnow()
         row = RunRow(
@@ -345,6 +355,9 @@ class Ledger:
             region=region,
             trigger=trigger,
             purpose=purpose,
+            hour_cost_eur=None if hour_cost is None else hour_cost.eur,
+            hour_cost_set_by="" if hour_cost is None else hour_cost.set_by,
+            hour_cost_set_on="" if hour_cost is None else hour_cost.set_on,
             status="running",
             started_at=now,
             heartbeat_at=now,

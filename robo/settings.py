@@ -11,6 +11,7 @@ ConfigurationError saying which source holds it and what to do.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import re
@@ -113,6 +114,19 @@ class Settings(BaseSettings):
         gt=0,
         le=8_784,
         description="Yearly work time of one full-time post, for FTE figures (French public service: 1,607 h).",
+    )
+    hour_cost_eur: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000,
+        description="What one agent hour costs this region in euros (salary and overheads), "
+        "for the euros in reports; each run records the value it started with.",
+    )
+    hour_cost_set_by: str = Field(
+        default="", max_length=255, description="Who set hour_cost_eur (shown with it)."
+    )
+    hour_cost_set_on: dt.date | None = Field(
+        default=None, description="When hour_cost_eur was set (YYYY-MM-DD)."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="warning", description="debug, info, warning or error"

@@ -111,6 +111,13 @@ def _print_table(report: Any) -> None:
         )
         click.echo(f"Top processes: {tops}")
     click.echo(_pace(report.headline))
+    t = report.totals
+    if t.costed_runs:
+        partial = (
+            "" if t.costed_runs == t.runs else f" ({t.costed_runs} of {t.runs} runs recorded one)"
+        )
+        click.echo(f"Euros: {t.euros_saved:,.0f} € of agent time saved, at the hour cost each "
+                   f"run recorded{partial}.")  # fmt: skip
     fte = report.fte_hours_per_year
 
     def figures(f: Any) -> list[Any]:
@@ -155,6 +162,16 @@ def _print_table(report: Any) -> None:
          u.figures.runs, hours(u.figures.minutes_saved))
         for u in _distinct_uses(report)
     ], right=["by hand", "left", "per run", "runs", "hours saved"])  # fmt: skip
+    if report.investments:
+        money = [*report.investments, report.programme]
+        table("Cost and payback (each process's whole production history, euros)", ["process", "build days", "build €", "running € / year", "go-live", "€ saved", "cost so far", "net", "recovered", "payback"], [
+            (i.process_id or "programme", f"{i.build_days:g}", f"{i.build_eur:,.0f}",
+             f"{i.run_eur_per_year:,.0f}", i.go_live.date().isoformat() if i.go_live else "-",
+             f"{i.euros_saved:,.0f}", f"{i.cost_so_far:,.0f}", f"{i.net:,.0f}",
+             "-" if i.recovered is None else f"{i.recovered * 100:.0f}%",
+             i.payback.date().isoformat() if i.payback else "not yet")
+            for i in money if i is not None
+        ], right=["build days", "build €", "running € / year", "€ saved", "cost so far", "net", "recovered"])  # fmt: skip
     click.echo(
         "Items: work items, each once (a queue item retried by several runs is one item, "
         "counted with its credited success or latest outcome); attempts: tries over every run; "

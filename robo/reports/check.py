@@ -209,6 +209,9 @@ def _read_runs(session: Session, report: Report) -> _Ledger:
         sums = groups.setdefault(key, defaultdict(int))
         sums["runs"] += 1
         sums["run_minutes_saved"] += run.run_minutes_saved
+        if run.hour_cost_eur is not None:  # euros at the cost this very run recorded
+            sums["costed_runs"] += 1
+            sums["euros_saved"] += run.run_minutes_saved / 60 * run.hour_cost_eur
     return _Ledger(runs, groups)
 
 
@@ -250,6 +253,8 @@ def _read_items(session: Session, report: Report, ledger: _Ledger) -> None:
         sums["attempts"] += attempts or 0
         sums["item_minutes_saved"] += minutes
         sums["robot_seconds"] += seconds or 0.0
+        if run.hour_cost_eur is not None:
+            sums["euros_saved"] += minutes / 60 * run.hour_cost_eur
         where = f"run {run_id} item {reference}"
         if status not in STATUSES:
             problems.append(f"{where}: unknown status '{status}' (one of {', '.join(STATUSES)})")

@@ -48,6 +48,10 @@ class Figures:
     """Queue items a human resolved (``robo worklist resolve``), with the run that last held them."""
     human_minutes_spent: float = 0.0
     """The minutes those humans recorded: human work, never robot savings."""
+    euros_saved: float = 0.0
+    """Minutes saved × the agent hour cost each run started with (runs without one: 0)."""
+    costed_runs: int = 0
+    """Runs that recorded an hour cost: euros cover these only."""
 
     @property
     def minutes_saved(self) -> float:
@@ -109,6 +113,9 @@ class Figures:
             "resolved_by_human": self.resolved_by_human,
             "human_minutes_spent": round(self.human_minutes_spent, 4),
             "human_hours_spent": round(self.human_hours_spent, 4),
+            # None when no run of the group recorded an hour cost: unknown, not zero.
+            "euros_saved": round(self.euros_saved, 2) if self.costed_runs else None,
+            "costed_runs": self.costed_runs,
         }
 
 
@@ -138,6 +145,8 @@ FIGURE_COLUMNS = (
     "resolved_by_human",
     "human_minutes_spent",
     "human_hours_spent",
+    "euros_saved",
+    "costed_runs",
 )
 
 

@@ -34,6 +34,7 @@ LABELS = {
     "human_hours_needed": "human hours needed",
     "resolved_by_human": "resolved by hand",
     "human_hours_spent": "hours resolving",
+    "euros_saved": "€ saved",
 }
 TABLE_COLUMNS = [c for c in FIGURE_COLUMNS if c in LABELS]
 
@@ -46,6 +47,8 @@ def fmt(column: str, value: Any) -> str:
         return f"{value * 100:.1f} %"
     if column == "fte":
         return f"{value:,.2f}"
+    if column in ("euros_saved", "euros"):
+        return f"{value:,.0f} €"
     if column in (
         "hours_saved",
         "robot_hours",

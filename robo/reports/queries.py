@@ -194,6 +194,10 @@ class Sums:
         ok = func.coalesce(pr.c.succeeded, 0)
         failed = func.coalesce(pr.c.business, 0) + func.coalesce(pr.c.application, 0)
         human = ok * RunRow.residual_minutes_per_item + failed * RunRow.manual_minutes_per_item
+        saved = func.coalesce(pr.c.minutes, 0.0) + RunRow.run_minutes_saved
+        euros = case(
+            (RunRow.hour_cost_eur.is_not(None), saved * RunRow.hour_cost_eur / 60.0), else_=0.0
+        )
         return [
             func.count(RunRow.id),
             total(pr.c["items"]),
@@ -209,6 +213,8 @@ class Sums:
             total(human, 0.0),
             total(hw.c.resolved),
             total(hw.c.minutes, 0.0),
+            total(euros, 0.0),
+            func.count(RunRow.hour_cost_eur),
         ]
 
 

@@ -14,6 +14,7 @@ from robo.clock import utcnow
 from robo.reports.dimensions import DIMENSIONS, Dimension, dimensions
 from robo.reports.figures import FTE_HOURS_PER_YEAR, Figures, Row, total
 from robo.reports.headline import Headline, headline
+from robo.reports.investment import Investment, investments
 from robo.reports.queries import BaselineUse, Scope, aggregate, baselines
 from robo.storage.database import Database
 
@@ -32,6 +33,8 @@ class Report:
     generated_at: dt.datetime
     database: str
     extra: dict[str, list[Row]] = field(default_factory=dict)
+    investments: list[Investment] = field(default_factory=list)
+    programme: Investment | None = None
 
     @property
     def keys(self) -> list[str]:
@@ -63,6 +66,11 @@ class Report:
             "rows": self.row_dicts(),
             "totals": self.totals.as_dict(self.fte_hours_per_year),
             "baselines": [{**keys, **use.as_dict()} for keys, use in self.baselines],
+            # Over each process's whole production history, whatever the report's period.
+            "investment": {
+                "processes": [i.as_dict() for i in self.investments],
+                "programme": self.programme.as_dict() if self.programme else None,
+            },
         }
 
 
@@ -90,6 +98,7 @@ def build_report(
     )
     baseline_dims = dims if DIMENSIONS["process"] in dims else (*dims, DIMENSIONS["process"])
     uses = baselines(db, scope, baseline_dims)
+    each, programme = investments(db, made, scope.processes)
     return Report(
         by=dims,
         scope=scope,
@@ -101,4 +110,6 @@ def build_report(
         generated_at=made,
         database=db.safe_url,
         extra=extra,
+        investments=each,
+        programme=programme,
     )

@@ -35,7 +35,7 @@ from robo.errors import (
     SecretError,
     StorageError,
 )
-from robo.ledger import ItemOutcome, Ledger, RunPurpose, RunStatus, process_alive
+from robo.ledger import HourCost, ItemOutcome, Ledger, RunPurpose, RunStatus, process_alive
 from robo.logging import get_logger
 from robo.queues import NewItem, Queues, Refusal, TakenItem
 from robo.redaction import Redactor
@@ -120,6 +120,7 @@ class RunEnvironment:
     # A run silent this long is dead: its items' leases last as long.
     abandon_after_seconds: float = 120.0
     tmp_dir: Path | None = None  # Playwright's temporary files (ROBO_HOME/tmp), 0700
+    hour_cost: HourCost | None = None  # copied onto each run, for the euros in reports
 
 
 def resolve_params(definition: ProcessDefinition, overrides: dict[str, str]) -> dict[str, Any]:
@@ -222,6 +223,7 @@ class ProcessRun:
             worker=self.request.worker,
             uid=self.request.uid,
             purpose=self.request.purpose,
+            hour_cost=self.env.hour_cost,
         )
         self.run_id = run_id
         self.log = get_logger(

@@ -149,6 +149,11 @@ class RunRow(Base):
     baseline_measured_by: Mapped[str] = mapped_column(String(255))
     baseline_measured_on: Mapped[str] = mapped_column(String(10))
     run_minutes_saved: Mapped[float] = mapped_column(Float, default=0)
+    # The region's agent hour cost when the run started (None: not set), kept like the
+    # baseline: a later change never rewrites the euros of earlier runs.
+    hour_cost_eur: Mapped[float | None] = mapped_column(Float)
+    hour_cost_set_by: Mapped[str] = mapped_column(String(255), server_default="")
+    hour_cost_set_on: Mapped[str] = mapped_column(String(10), server_default="")
     # The recovery of an abandoned run, recorded in the abandoning transaction so that a
     # scheduler killed before submitting it submits it when it restarts:
     # due -> submitted -> started (its run row exists), or declined by the schedule's policy.
