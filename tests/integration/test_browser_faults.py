@@ -106,3 +106,11 @@ def test_a_chromium_that_dies_at_launch_is_launched_again(
     assert int(counter.read_text()) == 2  # died once, launched again once
     assert_recorded_once(app, REFERENCES)
     assert_no_run_running(cli)
+    # No Chromium of this installation outlives the run (its profile is under ROBO_HOME).
+    left = [
+        p for p in psutil.process_iter(["name", "cmdline", "status"])
+        if "chrom" in (p.info["name"] or "").lower()
+        and any(str(cli.home) in part for part in p.info["cmdline"] or [])
+        and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]  # fmt: skip
+    assert not left, f"Chromium left by the run: {left}"
