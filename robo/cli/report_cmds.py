@@ -194,7 +194,7 @@ def _pace(headline: Any) -> str:
         pace = "not annualised (under 28 days)" if days is not None else "not annualised (no runs)"
     else:
         pace = f"{headline.fte_annualised:.2f} full-time posts a year at this pace"
-    span = "" if days is None else f" over {days:,.0f} days"
+    span = "" if days is None else " within a day" if days < 1 else f" over {days:,.0f} days"
     return f"FTE: {share} of one post's year saved{span}; {pace}."
 
 
