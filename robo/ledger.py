@@ -47,7 +47,6 @@ CREDITED_SUCCESS = (
 )
 ItemStatus = Literal["success", "business_exception", "application_exception", "skipped"]
 RunPurpose = Literal["production", "test", "demo"]
-RUN_PURPOSES: tuple[RunPurpose, ...] = ("production", "test", "demo")
 RunStatus = Literal["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]
 ITEM_STATUSES: tuple[ItemStatus, ...] = (
     "success",

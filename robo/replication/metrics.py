@@ -41,7 +41,7 @@ from robo.canonical import signed_bytes
 from robo.clock import utcnow
 from robo.definition import MAX_ITEM_SECONDS, MAX_LABEL, MAX_MINUTES, MAX_VERSION, SLUG
 from robo.errors import MetricsError, ReplicationError
-from robo.ledger import FINAL_RUN_STATUSES, Ledger, ReportedFile
+from robo.ledger import FINAL_RUN_STATUSES, Ledger, ReportedFile, RunPurpose
 from robo.replication import safejson
 from robo.replication.signing import KeyStore, sign
 from robo.storage.models import ItemRow, RunRow
@@ -101,7 +101,7 @@ class MetricsRun(_Strict):
     origin_version: Version | None
     trigger: str = Field(max_length=32)
     # Files from before purposes were recorded hold production runs only.
-    purpose: Literal["production", "test", "demo"] = "production"
+    purpose: RunPurpose = "production"
     status: FinalStatus = Field(description="Only finished runs travel: a running one is refused.")
     started_at: AwareDatetime
     finished_at: AwareDatetime | None

@@ -202,7 +202,7 @@ def _read_runs(session: Session, report: Report) -> _Ledger:
     # The purpose is filtered here, not in SQL: a report that counted a test run fails.
     query = select(RunRow).where(*report.scope.conditions(by_purpose=False))
     for run in session.scalars(query.execution_options(yield_per=2000)):
-        if not report.scope.counts(run.purpose):
+        if not report.scope.includes(run.purpose):
             continue
         key = tuple(d.label(run) for d in report.by)
         runs[run.id] = (key, run)

@@ -90,7 +90,8 @@ class Scope:
             parts.append(" and ".join(self.purposes) + " runs")
         return " · ".join(parts) or "all production runs"
 
-    def counts(self, purpose: str) -> bool:
+    def includes(self, purpose: str) -> bool:
+        """Whether runs of this purpose are in the scope."""
         return not self.purposes or purpose in self.purposes
 
 

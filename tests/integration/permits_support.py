@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,3 +128,13 @@ def assert_no_run_running(cli: Robo) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = cli.json("runs")
     assert [r["id"] for r in runs if r["status"] == "running"] == []
     return runs
+
+
+def wait_until_held(portal: Any, reference: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the portal holds ``reference``'s request (the bot is waiting on it), while
+    ``proc`` (a background `robo run`) is still alive; bounded by REACH_TIMEOUT."""
+    deadline = time.monotonic() + REACH_TIMEOUT
+    while reference not in portal_api(portal, "/api/faults")["holding"]:
+        assert proc.poll() is None, log.read_text(encoding="utf-8", errors="replace")
+        assert time.monotonic() < deadline, f"the bot never reached {reference}"
+        time.sleep(0.05)

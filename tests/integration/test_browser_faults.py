@@ -7,7 +7,6 @@ are read from the portal's own record. Every wait is bounded here.
 from __future__ import annotations
 
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,12 @@ from tests.integration.permits_support import (
     EXIT_TIMEOUT,
     PERMITS,
     PROCESSES,
-    REACH_TIMEOUT,
     REFERENCES,
     Robo,
     assert_no_run_running,
     portal_api,
     updates_of,
+    wait_until_held,
 )
 
 pytestmark = pytest.mark.browser
@@ -54,11 +53,7 @@ def test_a_killed_playwright_driver_fails_the_item_in_flight_and_the_run_carries
     portal_api(app, "/api/faults", {"hold": hold})
     run = cli.start_run(PERMITS, app, "--input", str(permits_csv), "--json")
     try:
-        deadline = time.monotonic() + REACH_TIMEOUT
-        while HELD not in portal_api(app, "/api/faults")["holding"]:
-            assert run.poll() is None, cli.log.read_text()
-            assert time.monotonic() < deadline, f"the bot never reached {HELD}"
-            time.sleep(0.05)
+        wait_until_held(app, HELD, run, cli.log)
         (driver,) = [p for p in descendants(run.pid) if p.name().startswith("node")]
         first_browsers = [p for p in descendants(run.pid) if "chrom" in p.name().lower()]
         driver.kill()  # the Playwright driver, as the OOM killer would

@@ -20,12 +20,12 @@ from tests.integration.permits_support import (
     EXIT_TIMEOUT,
     PERMITS,
     PROCESSES,
-    REACH_TIMEOUT,
     REFERENCES,
     Robo,
     assert_no_run_running,
     portal_api,
     updates_of,
+    wait_until_held,
 )
 
 pytestmark = pytest.mark.browser
@@ -64,11 +64,7 @@ def test_a_run_through_a_long_exclusive_lock_records_every_file_once(
     run = cli.start_run(PERMITS, app, "--input", str(permits_csv), "--json")
     lock = ExclusiveLock(Path(database_url.removeprefix("sqlite:///")), seconds)
     try:
-        deadline = time.monotonic() + REACH_TIMEOUT
-        while HELD not in portal_api(app, "/api/faults")["holding"]:
-            assert run.poll() is None, cli.log.read_text()
-            assert time.monotonic() < deadline, f"the bot never reached {HELD}"
-            time.sleep(0.05)
+        wait_until_held(app, HELD, run, cli.log)
         lock.start()
         assert lock.taken.wait(30), "the lock was never taken"
         started = psutil.Process(run.pid).children(recursive=True)

@@ -6,7 +6,6 @@ recomputes the euros from the item rows.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -25,15 +24,8 @@ START = dt.datetime(2026, 7, 1, 9, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def work(db: Database, monkeypatch: pytest.MonkeyPatch) -> QueueWork:
-    return QueueWork.open(db, monkeypatch, start=START)
+def work_start() -> dt.datetime:
+    return START
 
 
 def run_of(work: QueueWork, cost: HourCost | None, files: int) -> int:

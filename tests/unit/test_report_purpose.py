@@ -6,8 +6,6 @@ Ledgers are written through the real Ledger and Queues APIs, on SQLite and Postg
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import text
 
@@ -22,18 +20,6 @@ from tests.ledger_factory import BASELINE_A, QueueWork
 
 EARNED = BASELINE_A.manual_minutes_per_item - BASELINE_A.residual_minutes_per_item  # 25
 PER_RUN = BASELINE_A.manual_minutes_per_run  # 5
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def work(db: Database, monkeypatch: pytest.MonkeyPatch) -> QueueWork:
-    return QueueWork.open(db, monkeypatch)
 
 
 def production_run(work: QueueWork, *references: str) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,18 +28,6 @@ from robo.storage.database import Database
 from tests.ledger_factory import BASELINE_B, QueueWork, before_queues_ledger
 
 EARNED = BASELINE_B.manual_minutes_per_item - BASELINE_B.residual_minutes_per_item  # 18
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def work(db: Database, monkeypatch: pytest.MonkeyPatch) -> QueueWork:
-    return QueueWork.open(db, monkeypatch)
 
 
 def robo_report(database_url: str, home: Path, *args: str) -> Result:

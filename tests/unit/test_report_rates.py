@@ -5,7 +5,6 @@ which; chart labels with the headline's precision; `--check` recomputes the annu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -23,15 +22,8 @@ EARNED = BASELINE_A.manual_minutes_per_item - BASELINE_A.residual_minutes_per_it
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def work(db: Database, monkeypatch: pytest.MonkeyPatch) -> QueueWork:
-    return QueueWork.open(db, monkeypatch, start=dt.datetime(2026, 7, 1, 9, tzinfo=dt.UTC))
+def work_start() -> dt.datetime:
+    return dt.datetime(2026, 7, 1, 9, tzinfo=dt.UTC)
 
 
 def ninety_files_in_the_quarter(work: QueueWork) -> None:
