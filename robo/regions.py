@@ -20,6 +20,7 @@ class Region:
     name: str
     timezone: str
     calendar: str = "FR"
+    locale: str = "fr"  # reports and the demo's summary; every region robo knows is French
 
 
 REGIONS: dict[str, Region] = {

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     hour_cost_set_on: dt.date | None = Field(
         default=None, description="When hour_cost_eur was set (YYYY-MM-DD)."
     )
+    locale: str = Field(
+        default="",
+        description="Language of reports and of the demo's summary: fr or en; empty: the "
+        "region's (French for French regions). --locale overrides it per command.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="warning", description="debug, info, warning or error"
     )
@@ -191,6 +196,20 @@ class Settings(BaseSettings):
         from robo.regions import check_calendar
 
         return check_calendar(value) if value else value
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        from robo.i18n import parse_locale
+
+        return parse_locale(value) if value.strip() else ""
+
+    @property
+    def report_locale(self) -> str:
+        """The language managers read: ROBO_LOCALE, else the region's."""
+        from robo.regions import region
+
+        return self.locale or region(self.region).locale
 
     @property
     def effective_timezone(self) -> str:

@@ -42,6 +42,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
+def _english_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests read reports in English unless they choose a language: every region robo
+    knows is French, so without this the default would be French everywhere.
+    (tests/unit/test_translations.py and the report tests check the French default.)"""
+    monkeypatch.setenv("ROBO_LOCALE", "en")
+
+
+@pytest.fixture(autouse=True)
 def _restore_process_state() -> Iterator[None]:
     """CLI commands run in-process configure logging and install a SIGTERM handler."""
     from robo.logging import reset

@@ -44,6 +44,12 @@ BASELINE_C = Baseline(
     measured_by="Plateforme RH",
     measured_on=dt.date(2026, 5, 2),
 )
+NAMES = {
+    "residence-permit": "Saisie des titres de séjour",
+    "hr-claims": "Réclamations RH",
+    "invoice-check": "Contrôle des factures",
+}
+"""What managers call the processes: their definitions' ``name`` (reports show it)."""
 CHANGE = dt.datetime(2026, 10, 15, tzinfo=dt.UTC)
 """residence-permit switches from baseline A (1.0.0) to B (1.1.0) on this day."""
 
@@ -134,6 +140,13 @@ def _version_id(db: Database, seed: int) -> int:
         )
         session.add(row)
         session.flush()
+        for process_id, name in NAMES.items():
+            if not session.query(VersionRow).filter_by(process_id=process_id).count():
+                session.add(VersionRow(
+                    process_id=process_id, version="1.0.0", content_hash="1" * 64,
+                    definition={"id": process_id, "name": name}, definition_text="",
+                    deployed_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                ))  # fmt: skip
         return row.id
 
 

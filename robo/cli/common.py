@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -34,3 +36,31 @@ class Context:
     def close(self) -> None:
         if self._robo is not None:
             self._robo.close()
+
+
+def locale_option(command: Any) -> Any:
+    """``--locale`` on the commands whose output managers read (reports, the demo)."""
+    return click.option(
+        "--locale",
+        "locale",
+        metavar="LANG",
+        default=None,
+        help="Language of the report: fr or en (default: ROBO_LOCALE, else the region's; "
+        "French for French regions).",
+    )(command)
+
+
+@contextmanager
+def speaking(obj: Context, locale: str | None) -> Iterator[str]:
+    """Speak ``--locale``, else the installation's language, for the rest of the command."""
+    from robo.i18n import parse_locale, use_locale
+
+    if locale is not None:
+        try:
+            chosen = parse_locale(locale)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--locale") from None
+    else:
+        chosen = obj.robo.settings.report_locale
+    with use_locale(chosen) as language:
+        yield language

@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 
-from robo.cli.common import Context
+from robo.cli.common import Context, locale_option, speaking
 from robo.cli.render import hours, note, print_json, table
+from robo.i18n import N_, _, pgettext
+from robo.reports.labels import label
 
 DIMENSION_NAMES = ["process", "region", "application", "origin", "year", "quarter", "month", "week"]
 FORMATS = ["table", "csv", "json", "html", "pdf"]
@@ -99,103 +101,158 @@ def _emit(text: str, output: Path | None) -> None:
         note(f"wrote {output}")
 
 
+COLUMNS = (
+    "runs", "items", "attempts", "ok", "business", "app", "skipped", "success", "hours saved",
+    "FTE", "robot h", "human h", "resolved", "resolving h",
+)  # fmt: skip
+"""The terminal table's figure columns (short: it must fit 80 columns as far as it can)."""
+
+
+def _column(name: str) -> str:
+    """A terminal column's header: short, in the reader's language."""
+    short = {
+        "runs": pgettext("column", "runs"), "items": pgettext("column", "items"),
+        "attempts": pgettext("column", "attempts"), "ok": pgettext("column", "ok"),
+        "business": pgettext("column", "business"), "app": pgettext("column", "app"),
+        "skipped": pgettext("column", "skipped"), "success": pgettext("column", "success"),
+        "hours saved": pgettext("column", "hours saved"), "FTE": pgettext("column", "FTE"),
+        "robot h": pgettext("column", "robot h"), "human h": pgettext("column", "human h"),
+        "resolved": pgettext("column", "resolved"),
+        "resolving h": pgettext("column", "resolving h"),
+    }  # fmt: skip
+    return short[name]
+
+
 def _print_table(report: Any) -> None:
+    from robo.i18n import formats as f
+
     if not report.rows:
-        note("no runs in this period; nothing saved yet")
+        note(_("no runs in this period; nothing saved yet"))
         return
     click.echo(report.headline.text)
     if report.headline.top:
         tops = ", ".join(
-            f"{r.keys['process_id']} ({hours(r.figures.minutes_saved)} h)"
+            f"{report.name(r.keys['process_id'])} ({f.hours(r.figures.hours_saved)} h)"
             for r in report.headline.top
         )
-        click.echo(f"Top processes: {tops}")
+        click.echo(_("Top processes: %(processes)s") % {"processes": tops})
     click.echo(_pace(report.headline))
     t = report.totals
     if t.costed_runs:
-        partial = (
-            "" if t.costed_runs == t.runs else f" ({t.costed_runs} of {t.runs} runs recorded one)"
-        )
-        click.echo(f"Euros: {t.euros_saved:,.0f} € of agent time saved, at the hour cost each "
-                   f"run recorded{partial}.")  # fmt: skip
+        click.echo(
+            _("Euros: %(euros)s of agent time saved, at the hour cost each run recorded.")
+            % {"euros": f.euros(t.euros_saved)}
+            if t.costed_runs == t.runs
+            else _("Euros: %(euros)s of agent time saved, at the hour cost each run recorded "
+                   "(%(costed)s of %(runs)s runs recorded one).")
+            % {"euros": f.euros(t.euros_saved), "costed": t.costed_runs, "runs": t.runs}
+        )  # fmt: skip
     fte = report.fte_hours_per_year
+    # Machine time means nothing to a manager when there is none (runs from before timing).
+    robot = t.robot_hours >= 0.05
 
-    def figures(f: Any) -> list[Any]:
-        rate = f.success_rate
-        return [
-            f.runs, f.items, f.attempts, f.succeeded, f.business_exceptions,
-            f.application_exceptions, f.skipped, "-" if rate is None else f"{rate * 100:.1f}%",
-            hours(f.minutes_saved), f"{f.fte(fte):.2f}", f"{f.robot_hours:,.1f}",
-            f"{f.human_hours:,.1f}", f.resolved_by_human, f"{f.human_hours_spent:,.1f}",
+    def figures(g: Any) -> list[Any]:
+        values = [
+            f.number(g.runs), f.number(g.items), f.number(g.attempts), f.number(g.succeeded),
+            f.number(g.business_exceptions), f.number(g.application_exceptions),
+            f.number(g.skipped), f.percent(g.success_rate), f.number(g.hours_saved, 1),
+            f.number(g.fte(fte), 2), f.number(g.robot_hours, 1), f.number(g.human_hours, 1),
+            f.number(g.resolved_by_human), f.number(g.human_hours_spent, 1),
         ]  # fmt: skip
+        return values if robot else values[:10] + values[11:]
 
-    keys = [SHORT.get(k, k) for k in report.keys]
-    numbers = [
-        "runs",
-        "items",
-        "attempts",
-        "ok",
-        "business",
-        "app",
-        "skipped",
-        "success",
-        "hours saved",
-        "FTE",
-        "robot h",
-        "human h",
-        "resolved",
-        "resolving h",
-    ]
+    def key(k: str, value: Any) -> str:
+        return f.key_text(k, value, report.name)
+
+    keys = [label(k) for k in report.keys]
+    numbers = [_column(c) for c in COLUMNS if robot or c != "robot h"]
     blank = [""] * (len(keys) - 1)
     table(
-        f"Hours of agent work saved · {report.scope.describe()}",
+        _("Hours of agent work saved · %(scope)s") % {"scope": report.scope.describe()},
         [*keys, *numbers],
         [
-            *[[*(r.keys[k] for k in report.keys), *figures(r.figures)] for r in report.rows],
-            ["total", *blank, *figures(report.totals)],
+            *[
+                [*(key(k, r.keys[k]) for k in report.keys), *figures(r.figures)]
+                for r in report.rows
+            ],
+            [_("total"), *blank, *figures(report.totals)],
         ],
         right=numbers,
     )
-    table("Baselines used (minutes; each run keeps the one it started with)", ["process", "version", "by hand", "left", "per run", "measured by", "on", "runs from", "to", "runs", "hours saved"], [
-        (u.process_id, u.version, f"{u.manual_minutes_per_item:g}", f"{u.residual_minutes_per_item:g}",
-         f"{u.manual_minutes_per_run:g}", u.measured_by, u.measured_on, u.first_run[:10], u.last_run[:10],
-         u.figures.runs, hours(u.figures.minutes_saved))
+    by_hand, left, per_run, count, saved = (
+        _("by hand"),
+        _("left"),
+        _("per run"),
+        _("runs"),
+        _("hours saved"),
+    )
+    table(_("Baselines used (minutes; each run keeps the one it started with)"), [_("process"), _("version"), by_hand, left, per_run, _("measured by"), _("on"), _("runs from"), _("to"), count, saved], [
+        (report.name(u.process_id), u.version, f.number(u.manual_minutes_per_item, 1),
+         f.number(u.residual_minutes_per_item, 1), f.number(u.manual_minutes_per_run, 1),
+         u.measured_by, f.date(u.measured_on), f.date(u.first_run), f.date(u.last_run),
+         f.number(u.figures.runs), f.number(u.figures.hours_saved, 1))
         for u in _distinct_uses(report)
-    ], right=["by hand", "left", "per run", "runs", "hours saved"])  # fmt: skip
+    ], right=[by_hand, left, per_run, count, saved])  # fmt: skip
     if report.investments:
         money = [*report.investments, report.programme]
-        table("Cost and payback (each process's whole production history, euros)", ["process", "build days", "build €", "running € / year", "go-live", "€ saved", "cost so far", "net", "recovered", "payback"], [
-            (i.process_id or "programme", f"{i.build_days:g}", f"{i.build_eur:,.0f}",
-             f"{i.run_eur_per_year:,.0f}", i.go_live.date().isoformat() if i.go_live else "-",
-             f"{i.euros_saved:,.0f}", f"{i.cost_so_far:,.0f}", f"{i.net:,.0f}",
-             "-" if i.recovered is None else f"{i.recovered * 100:.0f}%",
-             i.payback.date().isoformat() if i.payback else "not yet")
+        right = [
+            _("build days"),
+            _("build €"),
+            _("running € / year"),
+            _("€ saved"),
+            _("cost so far"),
+            _("net"),
+            _("recovered"),
+        ]
+        table(_("Cost and payback (each process's whole production history, euros)"), [_("process"), *right[:4], _("go-live"), *right[4:], _("payback")], [
+            (report.name(i.process_id) if i.process_id else _("programme"), f.number(i.build_days, 1),
+             f.number(i.build_eur), f.number(i.run_eur_per_year), f.date(i.go_live),
+             f.number(i.euros_saved), f.number(i.cost_so_far), f.number(i.net),
+             f.percent(i.recovered, 0), f.date(i.payback) if i.payback else _("not yet"))
             for i in money if i is not None
-        ], right=["build days", "build €", "running € / year", "€ saved", "cost so far", "net", "recovered"])  # fmt: skip
+        ], right=right)  # fmt: skip
     click.echo(
-        "Items: work items, each once (a queue item retried by several runs is one item, "
-        "counted with its credited success or latest outcome); attempts: tries over every run; "
-        "ok/business/app/skipped: items by that outcome. Success: ok / (items - skipped). "
-        f"FTE: the period's hours / {fte:,.0f} h (one post's year; not annualised). Robot h: "
-        "time the robots spent on items (machine time, not agent time). Human h: checks left "
-        "on successful items + exception items by hand (baseline). Resolved / resolving h: "
-        "queue items a human resolved and the hours they recorded (never in hours saved). "
-        "Months and weeks: UTC."
-    )
+        _("Items: work items, each once (a queue item retried by several runs is one item, "
+          "counted with its credited success or latest outcome); attempts: tries over every run; "
+          "ok/business/app/skipped: items by that outcome. Success: ok / (items - skipped). "
+          "FTE: the period's hours / %(fte)s h (one post's year; not annualised). Human h: "
+          "checks left on successful items + exception items by hand (baseline). Resolved / "
+          "resolving h: queue items a human resolved and the hours they recorded (never in "
+          "hours saved). Months and weeks: UTC.") % {"fte": f.number(fte)}
+        + ("" if not robot else " " + _("Robot h: time the robots spent on items (machine "
+                                        "time, not agent time)."))
+    )  # fmt: skip
 
 
 def _pace(headline: Any) -> str:
     """The FTE twice, saying which: the period's share of one post's year, and the
     period's pace over a whole year (or why it is not shown)."""
+    from robo.i18n import formats as f
+
     t = headline.totals
-    share = f"{t.fte(headline.fte_hours_per_year):.2f}"
+    share = f.number(t.fte(headline.fte_hours_per_year), 2)
     days = headline.period_days
     if headline.fte_annualised is None:
-        pace = "not annualised (under 28 days)" if days is not None else "not annualised (no runs)"
+        pace = (
+            _("not annualised (under 28 days)") if days is not None
+            else _("not annualised (no runs)")
+        )  # fmt: skip
     else:
-        pace = f"{headline.fte_annualised:.2f} full-time posts a year at this pace"
-    span = "" if days is None else " within a day" if days < 1 else f" over {days:,.0f} days"
-    return f"FTE: {share} of one post's year saved{span}; {pace}."
+        pace = _("%(fte)s full-time posts a year at this pace") % {
+            "fte": f.number(headline.fte_annualised, 2)
+        }
+    if days is None:
+        return _("FTE: %(share)s of one post's year saved; %(pace)s.") % {
+            "share": share,
+            "pace": pace,
+        }
+    if days < 1:
+        return _("FTE: %(share)s of one post's year saved within a day; %(pace)s.") % {
+            "share": share, "pace": pace,
+        }  # fmt: skip
+    return _("FTE: %(share)s of one post's year saved over %(days)s days; %(pace)s.") % {
+        "share": share, "days": f.number(days), "pace": pace,
+    }  # fmt: skip
 
 
 def _distinct_uses(report: Any) -> list[Any]:
@@ -214,39 +271,69 @@ def _distinct_uses(report: Any) -> list[Any]:
     return sorted(seen.values(), key=lambda u: (u.process_id, u.first_run))
 
 
-def _drill(obj: Context, scope: Any, fmt: str, output: Path | None, limit: int) -> None:
+def _pseudonyms(obj: Context, pseudonymise: bool) -> Any:
+    from robo.reports.pseudonyms import Pseudonyms
+
+    return Pseudonyms.for_home(obj.robo.settings.home) if pseudonymise else None
+
+
+def _drill(
+    obj: Context, scope: Any, fmt: str, output: Path | None, limit: int, pseudonymise: bool = False
+) -> None:
     from robo.reports.drilldown import drill_down
     from robo.reports.export import drill_csv, drill_json
 
-    if fmt in ("html", "pdf"):
-        raise click.UsageError("--items lists rows: use --format table, csv or json")
+    if fmt == "pdf":
+        raise click.UsageError("--items lists rows: use --format table, csv, json or html")
+    pseudonyms = _pseudonyms(obj, pseudonymise)
+    if fmt == "html":
+        from robo.reports.drilldown_html import write_items_html
+
+        assert output is not None
+        write_items_html(obj.robo.db, scope, output, pseudonyms=pseudonyms)
+        return note(f"wrote {output}")
     drill = drill_down(obj.robo.db, scope, limit=limit if fmt == "table" else None)
+    drill = pseudonyms.drill(drill) if pseudonyms else drill
     if fmt == "json":
         return _emit(drill_json(drill), output)
     if fmt == "csv":
         return _emit(drill_csv(drill), output)
     if not drill.runs:
-        note("no runs in this scope")
+        note(_("no runs in this scope"))
         return None
-    table(f"Runs behind the figure · {scope.describe()}", ["run", "process", "version", "region", "status", "started (UTC)", "items", "rows", "ok", "business", "app", "skipped", "h saved", "baseline"], [
+    runs_right = [
+        _(c)
+        for c in (
+            N_("run"),
+            N_("items"),
+            N_("rows"),
+            N_("ok"),
+            N_("business"),
+            N_("app"),
+            N_("skipped"),
+            N_("h saved"),
+        )
+    ]
+    table(_("Runs behind the figure · %(scope)s") % {"scope": scope.describe()}, [runs_right[0], _("process"), _("version"), _("region"), _("status"), _("started (UTC)"), *runs_right[1:], _("baseline")], [
         (r.run_id, r.process_id, r.version, r.region, r.status, r.started_at, r.figures.items,
          r.figures.item_rows, r.figures.succeeded, r.figures.business_exceptions,
          r.figures.application_exceptions, r.figures.skipped, hours(r.figures.minutes_saved),
          r.baseline)
         for r in drill.runs
-    ], right=["run", "items", "rows", "ok", "business", "app", "skipped", "h saved"])  # fmt: skip
-    table("Items", ["run", "#", "reference", "queue item", "status", "tries", "seconds", "min saved", "error"], [
+    ], right=runs_right)  # fmt: skip
+    items_right = [_(c) for c in (N_("run"), N_("#"), N_("tries"), N_("seconds"), N_("min saved"))]
+    table(_("Items"), [*items_right[:2], _("reference"), _("queue item"), _("status"), *items_right[2:], _("error")], [
         (line.run_id, line.item.position, line.item.reference,
-         "" if line.queue_item_id is None else f"{line.queue_item_id}{' credited' if line.credited else ''}",
+         "" if line.queue_item_id is None else f"{line.queue_item_id}{' ' + _('credited') if line.credited else ''}",
          line.item.status, line.item.attempts,
          "" if line.item.duration_seconds is None else f"{line.item.duration_seconds:.1f}",
          f"{line.item.minutes_saved:g}", line.item.error or "")
         for line in drill.items
-    ], right=["run", "#", "tries", "seconds", "min saved"])  # fmt: skip
+    ], right=items_right)  # fmt: skip
     if drill.items_total > len(drill.items):
         note(
-            f"showing {len(drill.items)} of {drill.items_total} items; "
-            "--limit N for more, --format csv for all"
+            _("showing %(shown)s of %(total)s items; --limit N for more, --format csv for all")
+            % {"shown": len(drill.items), "total": drill.items_total}
         )
     return None
 
@@ -285,6 +372,10 @@ def _drill(obj: Context, scope: Any, fmt: str, output: Path | None, limit: int) 
 )
 @click.option("--headline", "headline_only", is_flag=True, help="Only the headline.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--pseudonymise", is_flag=True,
+              help="Replace item references with stable pseudonyms and leave error texts out "
+                   "(--items and html), for a file to send outside.")  # fmt: skip
+@locale_option
 @click.pass_obj
 def report(
     obj: Context,
@@ -304,6 +395,8 @@ def report(
     include_test: bool,
     headline_only: bool,
     as_json: bool,
+    locale: str | None,
+    pseudonymise: bool = False,
 ) -> None:
     """Hours of agent work saved, summed from the ledger's item rows.
 
@@ -322,6 +415,10 @@ def report(
     run started with; the baselines used are listed. Months, weeks (ISO) and
     quarters come from each run's start time in UTC.
 
+    What managers read (the table and headline, CSV headers, HTML, PDF) is
+    in the installation's language: French for French regions, or
+    ROBO_LOCALE / --locale (fr, en). JSON keeps ids and raw numbers.
+
     \b
     Examples:
       robo report                                   # by process, all time
@@ -331,10 +428,14 @@ def report(
       robo report --format html -o report.html      # charts, opens offline
       robo report --format pdf -o report.pdf
       robo report --process residence-permit-entry --month 2026-10 --items
+      robo report --month 2026-10 --items --format html -o items.html
+      robo report --items --format csv --pseudonymise -o items.csv  # to send outside
       robo report --check                           # recompute from item rows
       robo report --include-test --since 2026-12-01 # with test and demo runs
+      robo report --locale en --format html -o report-en.html
     """
     fmt = "json" if as_json else fmt
+    click.get_current_context().with_resource(speaking(obj, locale))
     if fmt in ("html", "pdf") and output is None:
         raise click.UsageError(f"--format {fmt} writes a file: add -o report.{fmt}")
     scope = _scope(since, until, period, month, processes, regions, applications, include_test)
@@ -344,7 +445,7 @@ def report(
     if output is not None and (fmt != "table" or drill):
         _writable(output)
     if drill:
-        return _drill(obj, scope, fmt, output, limit)
+        return _drill(obj, scope, fmt, output, limit, pseudonymise)
     from robo.reports.html import SERIES
     from robo.reports.report import build_report
 
@@ -371,10 +472,10 @@ def report(
 
         return _emit(report_csv(result), output)
     if fmt == "html":
-        from robo.reports.html import write_html
+        from robo.reports.drilldown_html import write_report_html
 
         assert output is not None
-        write_html(result, output)
+        write_report_html(robo.db, result, output, pseudonyms=_pseudonyms(obj, pseudonymise))
         click.echo(result.headline.text)
         note(f"wrote {output}")
         return None

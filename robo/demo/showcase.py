@@ -103,11 +103,13 @@ def run_demo(
 def write_report(settings: Settings, db: Database) -> tuple[Report, Path]:
     """The report of every demo run (never production: they stay out of the programme's
     figures) as HTML under ROBO_HOME/reports/."""
-    from robo.reports.html import SERIES, write_html
+    from robo.reports.drilldown_html import write_report_html
+    from robo.reports.html import SERIES
     from robo.reports.report import build_report
 
     report = build_report(
         db, ("process",), scope=Scope(purposes=DEMO),
         fte_hours_per_year=settings.fte_hours_per_year, series=SERIES,
     )  # fmt: skip
-    return report, write_html(report, settings.home / "reports" / "demo-report.html")
+    path = settings.home / "reports" / "demo-report.html"
+    return report, write_report_html(db, report, path)  # its figures open down to the items

@@ -7,8 +7,10 @@ import io
 import json
 from typing import Any
 
+from robo.i18n import _
 from robo.reports.drilldown import DrillDown
 from robo.reports.figures import FIGURE_COLUMNS
+from robo.reports.labels import label
 from robo.reports.report import Report
 
 
@@ -25,14 +27,15 @@ def report_csv(report: Report) -> str:
     """One line per group, then a ``total`` line; baselines are in JSON and HTML."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*report.keys, *FIGURE_COLUMNS])
+    # Headers in the reader's language; values stay machine-readable (ids, YYYY-MM, 7.5).
+    writer.writerow([label(c) for c in (*report.keys, *FIGURE_COLUMNS)])
     fte = report.fte_hours_per_year
     for row in report.rows:
         data = row.as_dict(fte)
         writer.writerow([*(row.keys[k] for k in report.keys), *(data[c] for c in FIGURE_COLUMNS)])
     totals = report.totals.as_dict(fte)
-    label = ["total", *([""] * (len(report.keys) - 1))]
-    writer.writerow([*label, *(totals[c] for c in FIGURE_COLUMNS)])
+    first = [_("total"), *([""] * (len(report.keys) - 1))]
+    writer.writerow([*first, *(totals[c] for c in FIGURE_COLUMNS)])
     return out.getvalue()
 
 
@@ -60,7 +63,7 @@ def drill_csv(drill: DrillDown) -> str:
     """The item rows behind the figure, one line each."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(ITEM_COLUMNS)
+    writer.writerow([label(c) for c in ITEM_COLUMNS])
     for item in drill.items:
         data = item.as_dict()
         writer.writerow(["" if data[c] is None else data[c] for c in ITEM_COLUMNS])

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
+from robo.i18n import _, formats, ngettext
 from robo.reports.dimensions import DIMENSIONS
 from robo.reports.figures import FTE_HOURS_PER_YEAR, Figures, Row
 from robo.reports.queries import Scope, Sums, aggregate, as_utc, figures
@@ -74,27 +75,36 @@ class Headline:
 
     @property
     def text(self) -> str:
+        """The headline sentence in the current locale."""
         hours = hours_label(self.totals.hours_saved)
         if self.go_live is None:
             if self.scope.purposes == ("production",):
-                return (
+                return _(
                     "No production runs yet: nothing saved so far (test and demo runs count "
                     "with --include-test)."
                 )
-            return "No runs yet: nothing saved so far."
+            return _("No runs yet: nothing saved so far.")
         if self.scope.since is None and self.scope.until is None:
-            when = f"since go-live ({self.go_live.date().isoformat()})"
+            when = _("since go-live (%(date)s)") % {"date": formats.date(self.go_live)}
         elif self.scope.label:
-            when = f"in {self.scope.label}"
+            when = _("in %(period)s") % {"period": formats.period_label(self.scope.label)}
         else:
-            start = (self.scope.since or self.go_live).date().isoformat()
-            when = f"from {start}" + (
-                f" to before {self.scope.until.date().isoformat()}" if self.scope.until else ""
+            start = formats.date(self.scope.since or self.go_live)
+            when = (
+                _("from %(start)s to before %(end)s")
+                % {"start": start, "end": formats.date(self.scope.until)}
+                if self.scope.until
+                else _("from %(start)s") % {"start": start}
             )
-        return (
-            f"{_plural(self.processes, 'process', 'processes')} {_counted(self.scope)}, "
-            f"{hours} hours saved {when}, across {_plural(self.regions, 'region', 'regions')}."
-        )
+        processes = ngettext(
+            "%(n)s process %(counted)s", "%(n)s processes %(counted)s", self.processes
+        ) % {"n": formats.number(self.processes), "counted": _counted(self.scope, self.processes)}
+        regions = ngettext("%(n)s region", "%(n)s regions", self.regions) % {
+            "n": formats.number(self.regions)
+        }
+        return _("%(processes)s, %(hours)s hours saved %(when)s, across %(regions)s.") % {
+            "processes": processes, "hours": hours, "when": when, "regions": regions,
+        }  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,15 +128,21 @@ class Headline:
         }
 
 
-def _counted(scope: Scope) -> str:
-    """What the processes counted were: in production, unless the scope says otherwise."""
-    named = {("production",): "in production", (): "run (production, test and demo runs together)",
-             ("demo",): "run by the demo (not production)", ("test",): "run in tests (not production)"}  # fmt: skip
-    return named.get(scope.purposes, f"run in {' and '.join(scope.purposes)} runs (not production)")
-
-
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n:,} {one if n == 1 else many}"
+def _counted(scope: Scope, n: int) -> str:
+    """What the processes counted were: in production, unless the scope says otherwise
+    (``n`` for languages whose participles agree with it)."""
+    if scope.purposes == ("production",):
+        return ngettext("in production", "in production", n)
+    if scope.purposes == ():
+        return ngettext("run (production, test and demo runs together)",
+                        "run (production, test and demo runs together)", n)  # fmt: skip
+    if scope.purposes == ("demo",):
+        return ngettext("run by the demo (not production)", "run by the demo (not production)", n)
+    if scope.purposes == ("test",):
+        return ngettext("run in tests (not production)", "run in tests (not production)", n)
+    return _("run in %(purposes)s runs (not production)") % {
+        "purposes": _(" and ").join(scope.purposes)
+    }
 
 
 def headline(
@@ -170,5 +186,5 @@ def headline(
 
 def hours_label(hours: float) -> str:
     """Whole hours for a programme's totals; a decimal below 100, so a demo's 7.5
-    hours read the same in the headline as in the table."""
-    return f"{hours:,.1f}" if hours < 100 else f"{hours:,.0f}"
+    hours read the same in the headline as in the table (in the current locale)."""
+    return formats.hours(hours)

@@ -1,92 +1,93 @@
-"""The HTML report: one self-contained file (inline CSS and SVG, no script, no network)."""
+"""The HTML report: one self-contained file (inline CSS, SVG and script, no network),
+in the reader's language (``robo.i18n``: the CLI sets it)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from robo.i18n import _, current_locale, ngettext
+from robo.i18n import formats as f
 from robo.reports.figures import FIGURE_COLUMNS
+from robo.reports.labels import SHOWN, label
 from robo.reports.report import Report
 
 SERIES = ("month", "process", "region")
 """Groupings the charts need; pass them to ``build_report(series=...)``."""
 
-LABELS = {
-    "process_id": "process",
-    "region": "region",
-    "application": "application",
-    "origin_region": "built by",
-    "month": "month",
-    "week": "week",
-    "quarter": "quarter",
-    "year": "year",
-    "runs": "runs",
-    "items": "items",
-    "attempts": "attempts",
-    "succeeded": "succeeded",
-    "business_exceptions": "business exc.",
-    "application_exceptions": "application exc.",
-    "skipped": "skipped",
-    "success_rate": "success rate",
-    "hours_saved": "hours saved",
-    "fte": "FTE",
-    "robot_hours": "robot hours",
-    "human_hours_needed": "human hours needed",
-    "resolved_by_human": "resolved by hand",
-    "human_hours_spent": "hours resolving",
-    "euros_saved": "€ saved",
-}
-TABLE_COLUMNS = [c for c in FIGURE_COLUMNS if c in LABELS]
+TABLE_COLUMNS = [c for c in FIGURE_COLUMNS if c in SHOWN]
+HOURS = ("hours_saved", "robot_hours", "human_hours_needed", "human_hours_spent", "minutes_saved")
 
 
 def fmt(column: str, value: Any) -> str:
-    """How a figure is shown; the exact value goes in ``data-value`` beside it."""
+    """How a figure is shown in the current locale; the exact value goes in ``data-value``."""
     if value is None:
         return "–"
     if column == "success_rate":
-        return f"{value * 100:.1f} %"
+        return f.percent(value)
     if column == "fte":
-        return f"{value:,.2f}"
+        return f.number(value, 2)
     if column in ("euros_saved", "euros"):
-        return f"{value:,.0f} €"
-    if column in (
-        "hours_saved",
-        "robot_hours",
-        "human_hours_needed",
-        "human_hours_spent",
-        "minutes_saved",
-    ):
-        return f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
+        return f.euros(value)
+    if column in HOURS:
+        return f.number(value, 1)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return f.number(value)
     return str(value)
 
 
-def render_html(report: Report) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
+def key_text(report: Report, key: str, value: Any) -> str:
+    """A grouping key as a reader wants it: a process by name, a month in words."""
+    return f.key_text(key, value, report.name)
 
-    from robo.reports.charts import all_charts
+
+def environment() -> Any:
+    """The Jinja environment of robo's reports, with gettext and the locale's formats."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(
         loader=PackageLoader("robo.reports", "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_callables(_, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["fmt"] = lambda value, column: fmt(column, value)
+    env.filters["number"] = f.number
+    env.filters["hours"] = f.hours
+    env.filters["date"] = f.date
+    env.filters["moment"] = f.moment
+    env.filters["percent"] = f.percent
+    env.filters["euros"] = f.euros
+    env.globals["label"] = label
+    env.filters["label"] = label
+    return env
+
+
+def render_html(report: Report, *, for_print: bool = False, drilldown: Any = None) -> str:
+    """The report page; ``for_print`` (the PDF): with a title page, in print only;
+    ``drilldown`` (``drilldown_html.DrillData``): its figures clickable down to the items."""
+    from robo.reports.charts import all_charts
+    from robo.reports.title_page import title_page
+
     series = {name: report.extra.get(name, []) for name in SERIES}
     data = report.as_dict()
-    return env.get_template("report.html").render(
-        report=data,
-        headline=data["headline"],
-        keys=report.keys,
-        columns=TABLE_COLUMNS,
-        labels=LABELS,
-        charts=all_charts(series),
+    return str(
+        environment()
+        .get_template("report.html")
+        .render(
+            lang=current_locale(),
+            report=data,
+            headline=data["headline"],
+            keys=report.keys,
+            columns=TABLE_COLUMNS,
+            key_text=lambda key, value: key_text(report, key, value),
+            name=report.name,
+            charts=all_charts(series, report.name),
+            for_print=for_print,
+            title_page=title_page(report) if for_print else None,
+            drilldown=drilldown,
+        )
     )
-
-
-def write_html(report: Report, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
-    return path

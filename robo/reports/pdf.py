@@ -1,4 +1,5 @@
-"""The PDF report: the HTML report printed by the Chromium robo already drives.
+"""The PDF report: the HTML report printed by the Chromium robo already drives, with a
+title page and a running footer numbering the pages (robo.reports.title_page).
 
 Chromium only prints to PDF headless. Network requests are refused while
 printing: the HTML is self-contained, so a request would be a bug.
@@ -13,10 +14,15 @@ from typing import Any
 from robo.errors import ReportError
 from robo.reports.html import render_html
 from robo.reports.report import Report
+from robo.reports.title_page import footer_template
+
+FOOTER_MARGIN = "18mm"
+"""The bottom margin, which holds the running footer (the template's ``@page`` says the same)."""
 
 
-def html_to_pdf(html_path: Path, pdf_path: Path, *, chromium: str = "") -> Path:
-    """Print a local HTML file to an A4 PDF in a runner browser session (headless Chromium)."""
+def html_to_pdf(html_path: Path, pdf_path: Path, *, chromium: str = "", footer: str = "") -> Path:
+    """Print a local HTML file to an A4 PDF in a runner browser session (headless Chromium);
+    ``footer``: Chromium's footer template, printed at the foot of every page."""
     from playwright.sync_api import Error as PlaywrightError
 
     from robo.runner.browser import BrowserSession
@@ -47,7 +53,10 @@ def html_to_pdf(html_path: Path, pdf_path: Path, *, chromium: str = "") -> Path:
                 path=str(pdf_path),
                 format="A4",
                 print_background=True,
-                margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"},
+                margin={"top": "14mm", "bottom": FOOTER_MARGIN, "left": "12mm", "right": "12mm"},
+                display_header_footer=bool(footer),
+                header_template="<span></span>",  # no default header (date and title)
+                footer_template=footer or "<span></span>",
             )
     except PlaywrightError as exc:
         raise ReportError(
@@ -62,5 +71,5 @@ def html_to_pdf(html_path: Path, pdf_path: Path, *, chromium: str = "") -> Path:
 def write_pdf(report: Report, path: Path, *, chromium: str = "") -> Path:
     with tempfile.TemporaryDirectory(prefix="robo-report-") as folder:
         html_path = Path(folder) / "report.html"
-        html_path.write_text(render_html(report), encoding="utf-8")
-        return html_to_pdf(html_path, path, chromium=chromium)
+        html_path.write_text(render_html(report, for_print=True), encoding="utf-8")
+        return html_to_pdf(html_path, path, chromium=chromium, footer=footer_template(report))

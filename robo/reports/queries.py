@@ -70,25 +70,31 @@ class Scope:
         return where
 
     def describe(self) -> str:
+        """The scope in words, in the current locale (JSON carries the raw fields too)."""
+        from robo.i18n import N_, _
+        from robo.i18n.formats import date, period_label
+
+        purposes = {"production": N_("production"), "test": N_("test"), "demo": N_("demo")}
         parts = []
         if self.label:
-            parts.append(self.label)
+            parts.append(period_label(self.label))
         else:
             if self.since:
-                parts.append(f"from {self.since.date().isoformat()}")
+                parts.append(_("from %(date)s") % {"date": date(self.since)})
             if self.until:
-                parts.append(f"before {self.until.date().isoformat()}")
+                parts.append(_("before %(date)s") % {"date": date(self.until)})
         if self.processes:
-            parts.append("process " + ", ".join(self.processes))
+            parts.append(_("process %(ids)s") % {"ids": ", ".join(self.processes)})
         if self.regions:
-            parts.append("region " + ", ".join(self.regions))
+            parts.append(_("region %(ids)s") % {"ids": ", ".join(self.regions)})
         if self.applications:
-            parts.append("application " + ", ".join(self.applications))
+            parts.append(_("application %(ids)s") % {"ids": ", ".join(self.applications)})
         if not self.purposes:
-            parts.append("test and demo runs included")
+            parts.append(_("test and demo runs included"))
         elif self.purposes != ("production",):
-            parts.append(" and ".join(self.purposes) + " runs")
-        return " · ".join(parts) or "all production runs"
+            named = [_(purposes.get(p, p)) for p in self.purposes]
+            parts.append(_("%(purposes)s runs") % {"purposes": _(" and ").join(named)})
+        return " · ".join(parts) or _("all production runs")
 
     def includes(self, purpose: str) -> bool:
         """Whether runs of this purpose are in the scope."""

@@ -15,6 +15,7 @@ from robo.reports.dimensions import DIMENSIONS, Dimension, dimensions
 from robo.reports.figures import FTE_HOURS_PER_YEAR, Figures, Row, total
 from robo.reports.headline import Headline, headline
 from robo.reports.investment import Investment, investments
+from robo.reports.names import process_names
 from robo.reports.queries import BaselineUse, Scope, aggregate, baselines
 from robo.storage.database import Database
 
@@ -35,6 +36,11 @@ class Report:
     extra: dict[str, list[Row]] = field(default_factory=dict)
     investments: list[Investment] = field(default_factory=list)
     programme: Investment | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    """Process id → name, for readers (JSON keeps the ids)."""
+
+    def name(self, process_id: str | None) -> str:
+        return self.names.get(process_id or "", process_id or "")
 
     @property
     def keys(self) -> list[str]:
@@ -66,6 +72,7 @@ class Report:
             "rows": self.row_dicts(),
             "totals": self.totals.as_dict(self.fte_hours_per_year),
             "baselines": [{**keys, **use.as_dict()} for keys, use in self.baselines],
+            "process_names": self.names,
             # Over each process's whole production history, whatever the report's period.
             "investment": {
                 "processes": [i.as_dict() for i in self.investments],
@@ -112,4 +119,5 @@ def build_report(
         extra=extra,
         investments=each,
         programme=programme,
+        names=process_names(db),
     )

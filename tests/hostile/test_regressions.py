@@ -37,7 +37,7 @@ def robo(
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ROBO_")}
     return subprocess.run(
         [sys.executable, "-m", "robo", *args],
-        env={**clean, **(env or {})},
+        env={**clean, "ROBO_LOCALE": "en", **(env or {})},
         cwd=cwd,
         capture_output=True,
         text=True,

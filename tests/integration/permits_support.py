@@ -84,6 +84,7 @@ class Robo:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROBO_")}
         env["ROBO_SECRET_PORTAL_PASSWORD"] = PORTAL_PASSWORD
+        env["ROBO_LOCALE"] = "en"
         return env | dict(self.extra_env)
 
     def __call__(

@@ -56,6 +56,7 @@ def robo(home: Path, database_url: str, *args: str, input: str | None = None, **
     """`robo --home HOME --database-url URL ARGS...`, with the portal password in the environment."""
     environment: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ROBO_")}
     environment["ROBO_SECRET_PORTAL_PASSWORD"] = PORTAL_PASSWORD
+    environment["ROBO_LOCALE"] = "en"
     environment.update(env)
     runner = CliRunner(env=environment)
     return runner.invoke(

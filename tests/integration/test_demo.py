@@ -47,43 +47,50 @@ def test_the_demo_runs_every_sample_and_reports_the_hours_it_saved(tmp_path: Pat
 
     assert demo.returncode == 0, demo.stdout + demo.stderr
     out = demo.stdout
-    assert "Hours of agent work saved" in out
+    # A newcomer in a French region reads the demo in French, with French numbers.
+    assert "Heures de travail d'agent économisées par cette démonstration" in out
     for process_id in PROCESS_IDS:
         assert process_id in out
-    ran = re.findall(r"^run +\d+ +completed +([a-z-]+) ", out, flags=re.MULTILINE)
+    ran = re.findall(r"^exécution +\d+ +completed +([a-z-]+) ", out, flags=re.MULTILINE)
     assert sorted(ran) == PROCESS_IDS
     # The dispatcher fills the queue the performer drains: it runs first.
     assert ran.index("invoice-inbox-dispatch") < ran.index("invoice-commitment-check")
-    assert re.search(r"invoice-commitment-check +12 items: 8 ok, 0 skipped, 4 business", out)
-    summary = re.search(r"^6 processes, ([\d,.]+) hours of agent work saved\.$", out, re.MULTILINE)
+    assert re.search(
+        r"invoice-commitment-check +12 éléments : 8 réussis, 0 sans objet, 4 exceptions métier", out
+    )
+    summary = re.search(
+        r"^6 processus, ([\d\u202f,]+) heures de travail d'agent économisées\.$", out, re.MULTILINE
+    )
     assert summary, out
-    total = float(summary.group(1).replace(",", ""))
+    total = float(summary.group(1).replace("\u202f", "").replace(",", "."))
     assert total > 0
     assert (home / "robo.db").is_file()  # SQLite in ROBO_HOME, not in the working directory
     headline = re.search(
-        r"^6 processes run by the demo \(not production\), [\d,.]+ hours saved since go-live "
-        r"\(\d{4}-\d{2}-\d{2}\), "
-        r"across 1 region\.$",
+        r"^6 processus exécutés par la démonstration \(hors production\), [\d\u202f,]+ heures "
+        r"économisées depuis la mise en service \(\d{1,2} \w+ \d{4}\), dans 1 région\.$",
         out,
         re.MULTILINE,
     )
     assert headline, out
     html = home / "reports" / "demo-report.html"
-    assert f"HTML report (charts, opens offline): {html}" in out
-    assert headline.group(0) in html.read_text(encoding="utf-8")
+    assert f"Rapport HTML (graphiques, lisible hors ligne) : {html}" in out
+    page = html.read_text(encoding="utf-8")
+    assert headline.group(0) in page and '<html lang="fr">' in page
 
     # Demo runs are never production: the programme's report leaves them out unless asked.
     production = robo(home, tmp_path, "report", "--json")
     assert production.returncode == 0, production.stderr
     assert json.loads(production.stdout) == []
     headline = robo(home, tmp_path, "report", "--headline")
-    assert "No production runs yet" in headline.stdout, headline.stdout + headline.stderr
+    assert "Aucune exécution en production" in headline.stdout, headline.stdout + headline.stderr
+    english = robo(home, tmp_path, "report", "--headline", "--include-test", "--locale", "en")
+    assert english.stdout.startswith("6 processes run by the demo (not production), "), english
     report = robo(home, tmp_path, "report", "--include-test", "--json")
     assert report.returncode == 0, report.stderr
     rows = json.loads(report.stdout)
     assert sorted(r["process_id"] for r in rows) == PROCESS_IDS
     assert all(r["runs"] == 1 for r in rows)
-    assert f"{sum(r['hours_saved'] for r in rows):,.1f}" == summary.group(1)
+    assert sum(r["hours_saved"] for r in rows) == pytest.approx(total, abs=0.05)
 
     runs = robo(home, tmp_path, "runs", "--json")
     assert runs.returncode == 0, runs.stderr

@@ -14,6 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from robo.cli.main import cli
+from robo.i18n import use_locale
+from robo.reports.labels import ITEM_LABELS, LABELS, label
 from robo.storage.database import Database
 from tests.ledger_factory import RunFact, build_ledger, expected_totals
 
@@ -39,6 +41,7 @@ def ledger(built: tuple[Path, list[RunFact]], tmp_path: Path) -> tuple[Path, lis
 
 def robo(home: Path, *args: str) -> Result:
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ROBO_")}
+    env["ROBO_LOCALE"] = "en"  # test_report_french.py reads the French default
     runner = CliRunner(env=env)
     return runner.invoke(
         cli,
@@ -103,6 +106,10 @@ def test_csv_has_the_same_figures_and_a_total_line(
     out = tmp_path / "out" / "hours.csv"
     ok(home, "--by", "region", "--by", "month", "--format", "csv", "-o", str(out))
     lines = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    # Headers are labels for people ("hours saved"); map them back to the JSON keys.
+    with use_locale("en"):
+        keys = {label(c): c for c in (*LABELS, *ITEM_LABELS)}
+    lines = [{keys[k]: v for k, v in line.items()} for line in lines]
 
     check_rows(lines[:-1], facts, ("region", "month"))
     total = expected_totals(facts, ())[()]
@@ -213,7 +220,7 @@ def test_check_fails_loudly_on_a_mismatch(ledger: tuple[Path, list[RunFact]]) ->
         (("--format", "html"), "add -o report.html"),
         (("--format", "pdf"), "add -o report.pdf"),
         (("--by", "colour"), "'colour' is not one of"),
-        (("--items", "--format", "html", "-o", "x.html"), "--items lists rows"),
+        (("--items", "--format", "pdf", "-o", "x.pdf"), "--items lists rows"),
     ],
 )
 def test_a_bad_option_says_what_to_type(

@@ -32,6 +32,7 @@ EARNED = BASELINE_B.manual_minutes_per_item - BASELINE_B.residual_minutes_per_it
 
 def robo_report(database_url: str, home: Path, *args: str) -> Result:
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ROBO_")}
+    env["ROBO_LOCALE"] = "en"
     return CliRunner(env=env).invoke(
         cli,
         ["--home", str(home), "--database-url", database_url, "report", *args],
@@ -144,14 +145,14 @@ def test_a_skipped_item_is_an_item_with_no_minutes_and_outside_the_success_rate(
     )
     assert report.row_dicts()[0]["skipped"] == 1
     assert report_csv(report).splitlines()[0].split(",")[:9] == [
-        "process_id",
+        "process",
         "runs",
         "items",
-        "item_rows",
+        "item rows",
         "attempts",
         "succeeded",
-        "business_exceptions",
-        "application_exceptions",
+        "business exc.",
+        "application exc.",
         "skipped",
     ]
     assert check(db, report).ok

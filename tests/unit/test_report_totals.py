@@ -210,8 +210,8 @@ def test_the_headline_counts_processes_with_a_successful_item(
     assert headline.go_live == min(f.started_at for f in facts)
     assert headline.text.startswith("3 processes in production, ")
     assert (
-        f"{hours_label(headline.totals.hours_saved)} hours saved since go-live ({headline.go_live.date()})"
-        in headline.text
+        f"{hours_label(headline.totals.hours_saved)} hours saved since go-live "
+        f"({headline.go_live.day} {headline.go_live:%B %Y})" in headline.text
     )
     assert [r.keys["process_id"] for r in headline.top] == sorted(
         {f.process_id for f in facts},
