@@ -408,3 +408,60 @@ def test_the_embedded_json_cannot_close_its_script(ledger: Ledger) -> None:
     text = str(data.json())
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text)["items"][0][2] == "</script><script>alert(1)</script> & <!--"
+
+
+# --- in the reader's language ---------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("locale", "header", "headline_start"),
+    [
+        ("fr", "heures économisées", "4 processus en production, "),
+        ("en", "hours saved", "4 processes in production, "),
+    ],
+)
+def test_each_language_shows_its_labels_and_numbers_and_a_clicked_figure_equals_the_json(
+    ledger: Ledger, tmp_path: Path, locale: str, header: str, headline_start: str
+) -> None:
+    from robo.i18n import use_locale
+    from tests.ledger_factory import NAMES
+
+    html = tmp_path / f"report-{locale}.html"
+    robo_report(ledger, "--format", "html", "-o", str(html), "--locale", locale)
+    rows = json.loads(robo_report(ledger, "--json").stdout)
+    headline = json.loads(robo_report(ledger, "--headline", "--json", "--locale", locale).stdout)
+    with use_locale(locale):
+        shown_hours = [fmt("hours_saved", r["hours_saved"]) for r in rows]
+        shown_rates = [fmt("success_rate", r["success_rate"]) for r in rows]
+    assert headline["text"].startswith(headline_start)
+
+    with offline(html) as (page, requested):
+        assert page.locator("html").get_attribute("lang") == locale
+        assert page.locator("[data-key=headline]").inner_text() == headline["text"]
+        assert header in page.locator("#report-table thead th").all_inner_texts()
+        for i, row in enumerate(rows):
+            line = page.locator(f"#report-table tr[data-row='{i}']")
+            assert (
+                line.locator("td[data-key=process_id]")
+                .inner_text()
+                .startswith(NAMES.get(row["process_id"], row["process_id"]))
+            )  # the process by its name, its id in small print after it
+            assert line.locator("td[data-col=hours_saved]").inner_text() == shown_hours[i]
+            assert line.locator("td[data-col=success_rate]").inner_text() == shown_rates[i]
+        if locale == "fr":
+            assert all("," in text and "." not in text for text in shown_hours)
+            assert all(text.endswith("\u00a0%") for text in shown_rates)
+
+        line = page.locator("#report-table tr[data-row='0'] td[data-col=hours_saved]")
+        line.click()
+        page.locator("#drilldown").wait_for(state="visible")
+        hours = page.locator("[data-sum=hours_saved]")
+        assert float(hours.get_attribute("data-value") or "nan") == pytest.approx(
+            rows[0]["hours_saved"], abs=1e-4
+        )
+        assert hours.inner_text() == shown_hours[0]
+        assert sum(r["minutes_saved"] for r in listed(page)) == pytest.approx(
+            rows[0]["item_minutes_saved"], abs=1e-6
+        )
+        assert requested == []

@@ -14,9 +14,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from robo.cli.main import cli
+from robo.i18n import use_locale
+from robo.i18n.formats import key_text
 from robo.reports.html import fmt
 from robo.storage.database import Database
-from tests.ledger_factory import RunFact, build_ledger
+from tests.ledger_factory import NAMES, RunFact, build_ledger
 
 CHARTS = {"month", "cumulative", "process", "region"}
 
@@ -119,9 +121,14 @@ def test_the_html_report_opens_offline_with_its_charts_and_the_json_figures(
         assert table.count() == len(rows)
         for i, row in enumerate(rows):
             line = table.nth(i)
-            assert [line.locator(f"td[data-key={k}]").inner_text() for k in keys] == [
-                row[k] for k in keys
-            ]
+            cells = [line.locator(f"td[data-key={k}]") for k in keys]
+            assert [c.get_attribute("data-raw") for c in cells] == [row[k] for k in keys]
+            # In words for the reader (the French default): names, "août 2026", "Occitanie".
+            with use_locale("fr"):
+                words = [key_text(k, row[k], lambda p: NAMES.get(p, p)) for k in keys]
+            assert [c.inner_text().startswith(w) for c, w in zip(cells, words, strict=True)] == [
+                True
+            ] * len(keys), [c.inner_text() for c in cells]
             for column in (
                 "runs",
                 "items",
@@ -132,7 +139,8 @@ def test_the_html_report_opens_offline_with_its_charts_and_the_json_figures(
                 "human_hours_needed",
             ):
                 cell = line.locator(f"td[data-col={column}]")
-                assert cell.inner_text() == fmt(column, row[column])
+                with use_locale("fr"):
+                    assert cell.inner_text() == fmt(column, row[column])
                 assert float(cell.get_attribute("data-value") or "nan") == row[column]
         total = page.locator("#report-table tr.total td[data-col=hours_saved]")
         assert float(total.get_attribute("data-value") or "nan") == pytest.approx(
