@@ -158,6 +158,11 @@ class RunRow(Base):
     # scheduler killed before submitting it submits it when it restarts:
     # due -> submitted -> started (its run row exists), or declined by the schedule's policy.
     recovery: Mapped[str | None] = mapped_column(String(16))
+    # robo cancel RUN: the run stops after its current item (after_item) or at once (now),
+    # read by the run itself wherever it runs (migration 0010).
+    cancel_requested_at: Mapped[dt.datetime | None]
+    cancel_mode: Mapped[str | None] = mapped_column(String(16))
+    cancel_requested_by: Mapped[str] = mapped_column(String(255), server_default="")
 
 
 class ItemRow(Base):
