@@ -194,7 +194,8 @@ def _print_table(report: Any) -> None:
         for u in _distinct_uses(report)
     ], right=[by_hand, left, per_run, count, saved])  # fmt: skip
     if report.investments:
-        money = [*report.investments, report.programme]
+        regions = report.region_investments if len(report.region_investments) > 1 else []
+        money = [*report.investments, *regions, report.programme]
         right = [
             _("build days"),
             _("build €"),
@@ -205,7 +206,9 @@ def _print_table(report: Any) -> None:
             _("recovered"),
         ]
         table(_("Cost and payback (each process's whole production history, euros)"), [_("process"), *right[:4], _("go-live"), *right[4:], _("payback")], [
-            (report.name(i.process_id) if i.process_id else _("programme"), f.number(i.build_days, 1),
+            (report.name(i.process_id) if i.process_id
+             else _("region %(name)s") % {"name": f.key_text("region", i.region)} if i.region
+             else _("programme"), f.number(i.build_days, 1),
              f.number(i.build_eur), f.number(i.run_eur_per_year), f.date(i.go_live),
              f.number(i.euros_saved), f.number(i.cost_so_far), f.number(i.net),
              f.percent(i.recovered, 0), f.date(i.payback) if i.payback else _("not yet"))

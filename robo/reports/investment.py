@@ -26,7 +26,7 @@ DAYS_PER_YEAR = 365.25
 
 @dataclass(frozen=True)
 class Investment:
-    """One process (or the programme, ``process_id`` None) weighed in euros."""
+    """One process, one region, or the programme (``process_id`` and ``region`` None)."""
 
     process_id: str | None
     build_days: float
@@ -38,6 +38,7 @@ class Investment:
     payback: dt.datetime | None
     as_of: dt.datetime
     costed: bool  # every production run recorded an hour cost
+    region: str | None = None
 
     @property
     def cost_so_far(self) -> float:
@@ -56,6 +57,7 @@ class Investment:
         rate = self.recovered
         return {
             "process_id": self.process_id,
+            "region": self.region,
             "build_days": self.build_days,
             "build_eur": round(self.build_eur, 2),
             "run_eur_per_year": round(self.run_eur_per_year, 2),
@@ -83,14 +85,76 @@ def costs(db: Database) -> dict[str, dict[str, float]]:
         }
 
 
+@dataclass(frozen=True)
+class _Run:
+    start: dt.datetime
+    end: dt.datetime
+    hour_cost: float | None
+    minutes: float
+
+    @property
+    def euros(self) -> float:
+        return self.minutes / 60 * (self.hour_cost or 0.0)
+
+
+@dataclass(frozen=True)
+class _Share:
+    """One process in one region: its runs, its running costs from its own go-live in
+    that region, and the build cost if this region built it."""
+
+    process_id: str
+    region: str
+    cost: dict[str, float]
+    runs: list[_Run]
+    builds: bool
+    process_go_live: dt.datetime | None  # the build is due from the process's first run
+
+    @property
+    def per_year(self) -> float:
+        return float(self.cost.get("run_eur_per_year", 0)) if self.runs else 0.0
+
+    @property
+    def build_eur(self) -> float:
+        return float(self.cost.get("build_eur", 0)) if self.builds else 0.0
+
+    @property
+    def go_live(self) -> dt.datetime | None:
+        return self.runs[0].start if self.runs else None
+
+    def due(self, at: dt.datetime) -> float:
+        """What this share has cost by ``at``: its build once the process is live, plus
+        the running costs accrued in this region."""
+        built = self.process_go_live is not None and self.process_go_live <= at
+        return (self.build_eur if built else 0.0) + _accrued(self.per_year, self.go_live, at)
+
+
 def investments(
     db: Database, now: dt.datetime, processes: tuple[str, ...] = ()
 ) -> tuple[list[Investment], Investment | None]:
     """Each process with a cost (of ``processes``, if given), and the programme (those
     processes together)."""
+    shares = _shares(db, processes)
+    if not shares:
+        return [], None
+    ids = sorted({s.process_id for s in shares})
+    each = [_weigh([s for s in shares if s.process_id == pid], now, process_id=pid) for pid in ids]
+    return each, _weigh(shares, now)
+
+
+def investments_by_region(
+    db: Database, now: dt.datetime, processes: tuple[str, ...] = ()
+) -> list[Investment]:
+    """Each region weighed the same way: what its runs saved, the running costs of the
+    robots it runs, and the build of those it built (a replica's build is its origin's)."""
+    shares = _shares(db, processes)
+    regions = sorted({s.region for s in shares if s.region})  # "": a robot never run
+    return [_weigh([s for s in shares if s.region == r], now, region=r) for r in regions]
+
+
+def _shares(db: Database, processes: tuple[str, ...]) -> list[_Share]:
     found = {p: c for p, c in costs(db).items() if not processes or p in processes}
     if not found:
-        return [], None
+        return []
     per_item = (
         select(ItemRow.run_id, func.sum(ItemRow.minutes_saved).label("minutes"))
         .group_by(ItemRow.run_id)
@@ -98,21 +162,34 @@ def investments(
     )
     query = (
         select(
-            RunRow.process_id, RunRow.started_at, RunRow.finished_at, RunRow.hour_cost_eur,
+            RunRow.process_id, RunRow.region, RunRow.origin_region, RunRow.started_at,
+            RunRow.finished_at, RunRow.hour_cost_eur,
             func.coalesce(per_item.c.minutes, 0.0) + RunRow.run_minutes_saved,
         )
         .outerjoin(per_item, per_item.c.run_id == RunRow.id)
         .where(RunRow.purpose == "production", RunRow.process_id.in_(found))
         .order_by(RunRow.started_at, RunRow.id)
     )  # fmt: skip
-    runs: dict[str, list[tuple[dt.datetime, dt.datetime, float | None, float]]] = defaultdict(list)
+    runs: dict[tuple[str, str], list[_Run]] = defaultdict(list)
+    builders: dict[str, str] = {}
     with db.session() as session:
-        for pid, started, finished, cost, minutes in session.execute(query):
+        for pid, region, origin, started, finished, cost, minutes in session.execute(query):
             start = as_utc(started)
             assert start is not None
-            runs[pid].append((start, as_utc(finished) or start, cost, float(minutes)))
-    each = [_weigh(pid, found[pid], runs.get(pid, []), now) for pid in sorted(found)]
-    return each, _programme(each, runs, now)
+            runs[(pid, region)].append(_Run(start, as_utc(finished) or start, cost, float(minutes)))
+            # The region that built it: a replica names its origin; else the first to run it.
+            builders[pid] = origin or builders.get(pid) or region
+    shares = []
+    for pid in sorted(found):
+        regions = {r for p, r in runs if p == pid}
+        builder = builders.get(pid)
+        first = min((runs[(pid, r)][0].start for r in regions), default=None)
+        for region in sorted(regions | ({builder} if builder else set())):
+            shares.append(_Share(pid, region, found[pid], runs.get((pid, region), []),
+                                 builds=region == builder, process_go_live=first))  # fmt: skip
+        if builder is None:  # never run: its build is the programme's, due from go-live
+            shares.append(_Share(pid, "", found[pid], [], builds=True, process_go_live=None))
+    return shares
 
 
 def _accrued(per_year: float, since: dt.datetime | None, at: dt.datetime) -> float:
@@ -122,49 +199,29 @@ def _accrued(per_year: float, since: dt.datetime | None, at: dt.datetime) -> flo
 
 
 def _weigh(
-    pid: str | None,
-    cost: dict[str, float],
-    runs: list[tuple[dt.datetime, dt.datetime, float | None, float]],
+    shares: list[_Share],
     now: dt.datetime,
+    *,
+    process_id: str | None = None,
+    region: str | None = None,
 ) -> Investment:
-    build, per_year = float(cost.get("build_eur", 0)), float(cost.get("run_eur_per_year", 0))
-    go_live = runs[0][0] if runs else None
+    """Shares weighed together; the payback is the first run end at which the euros saved
+    so far reach everything due by then (builds of live processes, running costs)."""
+    events = sorted((run.end, run.euros) for share in shares for run in share.runs)
     saved, payback = 0.0, None
-    for _start, end, hour_cost, minutes in sorted(runs, key=lambda r: r[1]):
-        saved += minutes / 60 * (hour_cost or 0.0)
-        if payback is None and saved >= build + _accrued(per_year, go_live, end) and saved > 0:
+    for end, euros in events:
+        saved += euros
+        if payback is None and saved > 0 and saved >= sum(s.due(end) for s in shares):
             payback = end
+    every_run = [run for share in shares for run in share.runs]
     return Investment(
-        process_id=pid, build_days=float(cost.get("build_days", 0)), build_eur=build,
-        run_eur_per_year=per_year, go_live=go_live, euros_saved=saved,
-        run_eur_so_far=_accrued(per_year, go_live, now), payback=payback, as_of=now,
-        costed=all(r[2] is not None for r in runs),
-    )  # fmt: skip
-
-
-def _programme(
-    each: list[Investment],
-    runs: dict[str, list[tuple[dt.datetime, dt.datetime, float | None, float]]],
-    now: dt.datetime,
-) -> Investment:
-    """All costed processes as one: builds added, running costs each from its go-live."""
-    events = sorted((r[1], r[2], r[3]) for pid_runs in runs.values() for r in pid_runs)
-    saved, payback = 0.0, None
-    for end, hour_cost, minutes in events:
-        saved += minutes / 60 * (hour_cost or 0.0)
-        due = sum(
-            i.build_eur + _accrued(i.run_eur_per_year, i.go_live, end)
-            for i in each
-            if i.go_live is not None and i.go_live <= end
-        )
-        if payback is None and saved > 0 and saved >= due:
-            payback = end
-    return Investment(
-        process_id=None, build_days=sum(i.build_days for i in each),
-        build_eur=sum(i.build_eur for i in each),
-        run_eur_per_year=sum(i.run_eur_per_year for i in each),
-        go_live=min((i.go_live for i in each if i.go_live), default=None),
-        euros_saved=sum(i.euros_saved for i in each),
-        run_eur_so_far=sum(i.run_eur_so_far for i in each), payback=payback, as_of=now,
-        costed=all(i.costed for i in each),
+        process_id=process_id, region=region,
+        build_days=sum(float(s.cost.get("build_days", 0)) for s in shares if s.builds),
+        build_eur=sum(s.build_eur for s in shares),
+        run_eur_per_year=sum(s.per_year for s in shares),
+        go_live=min((s.go_live for s in shares if s.go_live), default=None),
+        euros_saved=saved,
+        run_eur_so_far=sum(_accrued(s.per_year, s.go_live, now) for s in shares),
+        payback=payback, as_of=now,
+        costed=all(run.hour_cost is not None for run in every_run),
     )  # fmt: skip

@@ -14,7 +14,7 @@ from robo.clock import utcnow
 from robo.reports.dimensions import DIMENSIONS, Dimension, dimensions
 from robo.reports.figures import FTE_HOURS_PER_YEAR, Figures, Row, total
 from robo.reports.headline import Headline, headline
-from robo.reports.investment import Investment, investments
+from robo.reports.investment import Investment, investments, investments_by_region
 from robo.reports.names import process_names
 from robo.reports.queries import BaselineUse, Scope, aggregate, baselines
 from robo.storage.database import Database
@@ -36,6 +36,7 @@ class Report:
     extra: dict[str, list[Row]] = field(default_factory=dict)
     investments: list[Investment] = field(default_factory=list)
     programme: Investment | None = None
+    region_investments: list[Investment] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)
     """Process id → name, for readers (JSON keeps the ids)."""
 
@@ -77,6 +78,7 @@ class Report:
             "investment": {
                 "processes": [i.as_dict() for i in self.investments],
                 "programme": self.programme.as_dict() if self.programme else None,
+                "regions": [i.as_dict() for i in self.region_investments],
             },
         }
 
@@ -106,6 +108,7 @@ def build_report(
     baseline_dims = dims if DIMENSIONS["process"] in dims else (*dims, DIMENSIONS["process"])
     uses = baselines(db, scope, baseline_dims)
     each, programme = investments(db, made, scope.processes)
+    by_region = investments_by_region(db, made, scope.processes) if each else []
     return Report(
         by=dims,
         scope=scope,
@@ -119,5 +122,6 @@ def build_report(
         extra=extra,
         investments=each,
         programme=programme,
+        region_investments=by_region,
         names=process_names(db),
     )

@@ -84,7 +84,7 @@ def test_the_demo_runs_every_sample_and_reports_the_hours_it_saved(tmp_path: Pat
     headline = robo(home, tmp_path, "report", "--headline")
     assert "Aucune exécution en production" in headline.stdout, headline.stdout + headline.stderr
     english = robo(home, tmp_path, "report", "--headline", "--include-test", "--locale", "en")
-    assert english.stdout.startswith("6 processes run by the demo (not production), "), english
+    assert english.stdout.startswith("6 processes run (production, test and demo runs together), ")
     report = robo(home, tmp_path, "report", "--include-test", "--json")
     assert report.returncode == 0, report.stderr
     rows = json.loads(report.stdout)

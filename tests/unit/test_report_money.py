@@ -28,13 +28,21 @@ def work_start() -> dt.datetime:
     return START
 
 
-def run_of(work: QueueWork, cost: HourCost | None, files: int) -> int:
-    """A completed production run of ``files`` successes, at ``cost``."""
-    references = [f"F-{work.now:%m%d%H%M%S}-{n}" for n in range(files)]
+def run_of(
+    work: QueueWork,
+    cost: HourCost | None,
+    files: int,
+    region: str = "occitanie",
+    origin: str | None = None,
+) -> int:
+    """A completed production run of ``files`` successes, at ``cost``, in ``region``
+    (``origin``: the region that built the process, for a replica)."""
+    references = [f"F-{region[:3]}-{work.now:%m%d%H%M%S}-{n}" for n in range(files)]
     work.add("permits", *references)
     run = work.ledger.start_run(
         process_id="permits", version_id=work.version_id, version="1.0.0",
-        baseline=BASELINE_A, region="occitanie", parameters={}, hour_cost=cost,
+        baseline=BASELINE_A, region=region, parameters={}, hour_cost=cost,
+        origin_region=origin,
     )  # fmt: skip
     for _ in references:
         work.work(run, "permits", "success")
@@ -125,3 +133,31 @@ def test_running_costs_accrue_and_a_robot_not_paid_back_says_how_far_it_is(
     assert permits.run_eur_so_far == pytest.approx(days, rel=1e-3)
     assert permits.payback is None
     assert permits.recovered == pytest.approx(40.0 / (1_000.0 + permits.run_eur_so_far))
+
+
+def test_each_region_bears_its_running_costs_the_builder_its_build_and_they_add_up(
+    db: Database, work: QueueWork
+) -> None:
+    deploy_cost(db, build_eur=100.0, run_eur_per_year=365.25)  # 1 € a day in each region
+    run_of(work, HourCost(30.0), files=3)  # Occitanie built it: 40 €
+    work.tick(days=10)
+    run_of(work, HourCost(20.0), files=3, region="guyane", origin="occitanie")  # 80 min: 26.67 €
+
+    report = build_report(db)
+    regions = {i.region: i for i in report.region_investments}
+    programme = report.programme
+    assert programme is not None and set(regions) == {"occitanie", "guyane"}
+    occitanie, guyane = regions["occitanie"], regions["guyane"]
+    assert (occitanie.build_eur, guyane.build_eur) == (100.0, 0.0)  # a replica builds nothing
+    assert occitanie.euros_saved == pytest.approx(40.0)
+    assert guyane.euros_saved == pytest.approx(80 / 60 * 20)
+    # Running costs from each region's own go-live: Guyane started 10 days later.
+    assert occitanie.run_eur_so_far - guyane.run_eur_so_far == pytest.approx(10.0, rel=1e-3)
+    for figure in ("build_eur", "euros_saved", "run_eur_so_far", "cost_so_far", "net"):
+        assert getattr(occitanie, figure) + getattr(guyane, figure) == pytest.approx(
+            getattr(programme, figure)
+        ), figure
+    (permits,) = report.investments
+    assert permits.cost_so_far == pytest.approx(programme.cost_so_far)
+    data = report.as_dict()["investment"]["regions"]
+    assert [(r["region"], r["build_eur"]) for r in data] == [("guyane", 0.0), ("occitanie", 100.0)]
