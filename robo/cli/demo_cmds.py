@@ -117,13 +117,14 @@ def demo(obj: Context, processes_dir: Path, locale: str | None) -> None:
 def _summary(result: Any) -> None:
     """What the demo did, for a manager watching it: runs, hours saved, the headline."""
     from robo.i18n import formats as f
+    from robo.reports.labels import status_text
 
     click.echo()
     for process_id, r in zip(result.order, result.runs, strict=True):
         click.echo(
             _("run %(run)4s  %(status)-10s %(process)-26s %(items)3s items: %(ok)s ok, "
               "%(skipped)s skipped, %(business)s business, %(app)s application exception(s)")
-            % {"run": r.run_id, "status": r.status, "process": process_id, "items": r.items_total,
+            % {"run": r.run_id, "status": status_text(r.status), "process": process_id, "items": r.items_total,
                "ok": r.succeeded, "skipped": r.skipped, "business": r.business_exceptions,
                "app": r.application_exceptions}
         )  # fmt: skip

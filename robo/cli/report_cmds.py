@@ -12,7 +12,7 @@ import click
 from robo.cli.common import Context, locale_option, speaking
 from robo.cli.render import hours, note, print_json, table
 from robo.i18n import N_, _, pgettext
-from robo.reports.labels import label
+from robo.reports.labels import label, status_text
 
 DIMENSION_NAMES = ["process", "region", "application", "origin", "year", "quarter", "month", "week"]
 FORMATS = ["table", "csv", "json", "html", "pdf"]
@@ -318,7 +318,7 @@ def _drill(
         )
     ]
     table(_("Runs behind the figure · %(scope)s") % {"scope": scope.describe()}, [runs_right[0], _("process"), _("version"), _("region"), _("status"), _("started (UTC)"), *runs_right[1:], _("baseline")], [
-        (r.run_id, r.process_id, r.version, r.region, r.status, r.started_at, r.figures.items,
+        (r.run_id, r.process_id, r.version, r.region, status_text(r.status), r.started_at, r.figures.items,
          r.figures.item_rows, r.figures.succeeded, r.figures.business_exceptions,
          r.figures.application_exceptions, r.figures.skipped, hours(r.figures.minutes_saved),
          r.baseline)
@@ -328,7 +328,7 @@ def _drill(
     table(_("Items"), [*items_right[:2], _("reference"), _("queue item"), _("status"), *items_right[2:], _("error")], [
         (line.run_id, line.item.position, line.item.reference,
          "" if line.queue_item_id is None else f"{line.queue_item_id}{' ' + _('credited') if line.credited else ''}",
-         line.item.status, line.item.attempts,
+         status_text(line.item.status), line.item.attempts,
          "" if line.item.duration_seconds is None else f"{line.item.duration_seconds:.1f}",
          f"{line.item.minutes_saved:g}", line.item.error or "")
         for line in drill.items

@@ -50,6 +50,16 @@ ITEM_LABELS = {
     "error": N_("error"),
 }
 """Columns of the item rows behind a figure (``--items``)."""
+STATUSES = {
+    # runs
+    "running": N_("running"), "completed": N_("completed"), "failed": N_("failed"),
+    "timed_out": N_("timed out"), "interrupted": N_("interrupted"),
+    "abandoned": N_("abandoned"), "cancelled": N_("cancelled"),
+    # items
+    "success": N_("done"), "business_exception": N_("business exception"),
+    "application_exception": N_("application exception"), "skipped": N_("nothing to do"),
+}  # fmt: skip
+"""Run and item statuses as readers say them (JSON and CSV keep the status itself)."""
 SHOWN = {
     "runs", "items", "attempts", "succeeded", "business_exceptions", "application_exceptions",
     "skipped", "success_rate", "hours_saved", "fte", "robot_hours", "human_hours_needed",
@@ -61,3 +71,8 @@ SHOWN = {
 def label(column: str) -> str:
     """A column's name in the current locale."""
     return _(LABELS.get(column) or ITEM_LABELS.get(column) or column)
+
+
+def status_text(status: str) -> str:
+    """A run's or an item's status in the current locale."""
+    return _(STATUSES.get(status, status))

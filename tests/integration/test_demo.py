@@ -51,7 +51,7 @@ def test_the_demo_runs_every_sample_and_reports_the_hours_it_saved(tmp_path: Pat
     assert "Heures de travail d'agent économisées par cette démonstration" in out
     for process_id in PROCESS_IDS:
         assert process_id in out
-    ran = re.findall(r"^exécution +\d+ +completed +([a-z-]+) ", out, flags=re.MULTILINE)
+    ran = re.findall(r"^exécution +\d+ +terminée +([a-z-]+) ", out, flags=re.MULTILINE)
     assert sorted(ran) == PROCESS_IDS
     # The dispatcher fills the queue the performer drains: it runs first.
     assert ran.index("invoice-inbox-dispatch") < ran.index("invoice-commitment-check")
