@@ -20,6 +20,8 @@ from robo.settings import Settings
 # Services are imported where first used: `robo runs` must not pay for Playwright,
 # Jinja2 or cryptography, and `robo --help` for nothing at all.
 if TYPE_CHECKING:
+    from robo.alerts import AlertMonitor
+    from robo.cancellation import Cancellations
     from robo.ledger import HourCost, Ledger
     from robo.queues import Queues
     from robo.registry import Registry
@@ -77,6 +79,12 @@ class Robo:
         return Queues(self.db, self.registry.actor)
 
     @cached_property
+    def cancellations(self) -> Cancellations:
+        from robo.cancellation import Cancellations
+
+        return Cancellations(self.db, self.registry.actor)
+
+    @cached_property
     def secrets(self) -> SecretStore:
         from robo.secrets import SecretStore, load_or_create_key
 
@@ -89,6 +97,35 @@ class Robo:
 
         return KeyStore(self.db, self.settings.home, self.settings.region)
 
+    @cached_property
+    def alerts(self) -> AlertMonitor | None:
+        """Alerts from the rules file (``alerts_file``, else ROBO_HOME/alerts.toml); None if
+        there is none. An invalid file raises AlertRulesInvalid, naming every problem."""
+        path = self.settings.effective_alerts_file
+        if self.settings.alerts_file is None and not path.exists():
+            return None  # before the import: a run without alerts never loads them
+        from robo.alerts import AlertMonitor, load_config
+
+        return AlertMonitor(
+            self.db,
+            load_config(path),
+            secret=lambda name: self.secrets.get(name),
+            redactor=self.redactor,
+            region=self.settings.region,
+        )
+
+    def alerts_or_none(self) -> AlertMonitor | None:
+        """``alerts`` for services that must go on without them (runs, the scheduler): an
+        invalid rules file is logged, never fatal there."""
+        from robo.errors import RoboError
+        from robo.logging import get_logger
+
+        try:
+            return self.alerts
+        except RoboError as exc:
+            get_logger(component="alerts").error("alerts.disabled", error=exc.message)
+            return None
+
     def run_environment(self) -> RunEnvironment:
         from robo.runner.run import RunEnvironment
 
@@ -98,6 +135,7 @@ class Robo:
             redactor=self.redactor,
             region=self.settings.region,
             chromium=self.settings.chromium,
+            trace=self.settings.trace,
             evidence_dir=self.settings.evidence_dir,
             versions_dir=self.settings.versions_dir,
             queues=self.queues,
@@ -105,6 +143,7 @@ class Robo:
             abandon_after_seconds=self.settings.abandon_after_seconds,
             tmp_dir=self.settings.home / "tmp",
             hour_cost=self._hour_cost(),
+            after_run=alerts.after_run if (alerts := self.alerts_or_none()) else None,
         )
 
     def _hour_cost(self) -> HourCost | None:

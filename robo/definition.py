@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from robo import crontab
-from robo.step_models import NAME, STEP_KINDS, FillStep, Model, ScrapeTable, Step
+from robo.step_models import NAME, STEP_KINDS, FillStep, Model, ScrapeTable, Step, walk_steps
 
 __all__ = ["NAME", "STEP_KINDS", "Model", "ScrapeTable", "Step"]  # and the models below
 
@@ -398,10 +398,23 @@ class Schedule(Model):
         return value if value is None else check_calendar(value)
 
 
+TRACE_POLICIES = ("on-first-retry", "always", "retain-on-failure", "off")
+TracePolicy = Literal["on-first-retry", "always", "retain-on-failure", "off"]
+
+
 class Evidence(Model):
     screenshot_on_failure: bool = True
+    trace: TracePolicy | None = Field(
+        default=None,
+        description=(
+            "When to record a Playwright trace: on-first-retry (only the item's first retry "
+            "is traced), always (every attempt, kept), retain-on-failure (every attempt, kept "
+            "when it fails), off. Unset: the installation's ROBO_TRACE (default on-first-retry)."
+        ),
+    )
     trace_on_failure: bool = Field(
-        default=True, description="Keep a Playwright trace per failed item."
+        default=True,
+        description="Before `trace`: false is `trace: off`; true leaves the choice to `trace`.",
     )
     trace_snapshots: bool = Field(
         default=True,
@@ -410,6 +423,20 @@ class Evidence(Model):
             "of browser time per item, see docs/benchmarks.md."
         ),
     )
+
+    @model_validator(mode="after")
+    def _one_trace_choice(self) -> Evidence:
+        if not self.trace_on_failure and self.trace not in (None, "off"):
+            raise ValueError(
+                f"evidence.trace is '{self.trace}' but evidence.trace_on_failure is false "
+                "(which means trace: off); keep evidence.trace only"
+            )
+        return self
+
+    @property
+    def trace_policy(self) -> TracePolicy | None:
+        """The definition's own trace policy; None leaves it to the installation (ROBO_TRACE)."""
+        return "off" if not self.trace_on_failure else self.trace
 
 
 class QueueSettings(Model):
@@ -522,7 +549,7 @@ def bounded_parameters(value: Any) -> Any:
 
 def _secret_names(bot: Bot) -> list[str]:
     verify = bot.verify if isinstance(bot.verify, list) else []
-    steps = [*bot.setup, *(bot.steps or []), *verify]
+    steps = [step for _, step in walk_steps([*bot.setup, *(bot.steps or []), *verify])]
     return [s.fill.secret for s in steps if isinstance(s, FillStep) and s.fill.secret]
 
 

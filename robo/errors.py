@@ -10,11 +10,15 @@
     │   ├── StoredVersionInvalid  a stored version or overlay fails this robo's newer checks
     │   └── VersionConflict       same version number, different content
     ├── RunNotFound
+    ├── RunNotRunning             the run has ended: it cannot be cancelled (says its status)
     ├── DuplicateRun              a job already has a run (a job runs at most once)
     ├── DuplicateItem             an item is already recorded in its run (never counted twice)
     ├── SchedulerBusy             another scheduler is active on this database (exit code 3)
     ├── SchedulerLockLost         this scheduler lost its lease (exit code 4)
     ├── QueueError                a queue or queue item cannot do that (unknown, wrong status)
+    ├── AlertError                alerts cannot be evaluated or sent
+    │   ├── AlertRulesInvalid     the alert rules file is wrong (carries every problem)
+    │   └── DeliveryFailed        one attempt to send a message did not get through
     ├── SecretError               unknown secret, undecryptable store
     ├── InputError                work-item input file is unreadable or inconsistent
     ├── ReportError               a report cannot be built as asked (period, option, output)
@@ -30,11 +34,14 @@
         ├── BusinessException     the data is wrong: not retried, handed to a human
         │   └── TemplateProblem   a declarative step's value cannot be filled in from the item
         └── ApplicationException  the application misbehaved: retried per policy
-            └── StepError         a declarative step could not be carried out
+            ├── StepError         a declarative step could not be carried out
+            └── StepFailed        a step's failure, numbered and located (step 4.then.2)
 
     BaseException
-    └── Deadline                  the watchdog's time limit is over: outside RoboError, and
-                                  not an Exception, so that bot code cannot swallow it
+    ├── Deadline                  the watchdog's time limit is over: outside RoboError, and
+    │                             not an Exception, so that bot code cannot swallow it
+    └── RunCancelled              `robo cancel --now` reached the run: the item in flight is
+                                  left at once (the same reason it is not an Exception)
 
 The CLI turns every RoboError into its message and its exit code (1 unless the
 class says otherwise; 2 for usage); a class docstring is the default message.
@@ -42,7 +49,20 @@ class says otherwise; 2 for usage); a class docstring is the default message.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A hint for a mistyped name ("did you mean 'x'?", by difflib), or "" if none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    if len(close) == 1:
+        return f"did you mean '{close[0]}'?"
+    return "did you mean one of " + ", ".join(f"'{c}'" for c in close) + "?"
 
 
 class RoboError(Exception):
@@ -119,6 +139,10 @@ class RunNotFound(RoboError):
     """No such run in the ledger."""
 
 
+class RunNotRunning(RoboError):
+    """This run is not running."""
+
+
 class DuplicateRun(RoboError):
     """This job already has a run; a job runs at most once."""
 
@@ -141,6 +165,28 @@ class SchedulerLockLost(RoboError):
 
 class QueueError(RoboError):
     """The queue or queue item cannot do that."""
+
+
+class AlertError(RoboError):
+    """An alert could not be sent."""
+
+
+class DeliveryFailed(AlertError):
+    """One attempt to send an alert message did not get through."""
+
+    def __init__(self, message: str, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry  # False when trying again cannot help (a refused login)
+
+
+class AlertRulesInvalid(AlertError):
+    """The alert rules file is not valid."""
+
+    def __init__(self, problems: list[Problem], heading: str = "") -> None:
+        self.problems = problems
+        count = len(problems)
+        first = heading or f"alert rules: {count} problem{'s' if count != 1 else ''} found:"
+        super().__init__("\n".join([first, *(p.render() for p in problems)]))
 
 
 class SecretError(RoboError):
@@ -209,6 +255,11 @@ class StepError(ApplicationException):
     """A declarative step could not be carried out."""
 
 
+class StepFailed(ApplicationException):
+    """A declarative step failed, its message numbered and located (``step 4.then.2 (fill
+    in frame #comments) failed: ...``): enclosing blocks pass it up as it is."""
+
+
 class TemplateProblem(BusinessException):
     """A step's value cannot be filled in from this item (a missing field, a typo):
     retrying cannot help, so the item goes to a human with the reason."""
@@ -218,3 +269,11 @@ class TemplateProblem(BusinessException):
 # `except Exception:` is common, and it must still end the item.
 class Deadline(BaseException):
     """The time allowed for this work is over."""
+
+
+class RunCancelled(BaseException):
+    """The run was cancelled at once (`robo cancel --now`): leave the item in flight.
+
+    Not an Exception, like ``Deadline``: neither a bot's ``except Exception`` nor robo's
+    retry of an item or of the setup may swallow it.
+    """

@@ -47,7 +47,9 @@ CREDITED_SUCCESS = (
 )
 ItemStatus = Literal["success", "business_exception", "application_exception", "skipped"]
 RunPurpose = Literal["production", "test", "demo"]
-RunStatus = Literal["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]
+RunStatus = Literal[
+    "running", "completed", "failed", "timed_out", "interrupted", "abandoned", "cancelled"
+]
 ITEM_STATUSES: tuple[ItemStatus, ...] = (
     "success",
     "business_exception",
@@ -55,8 +57,9 @@ ITEM_STATUSES: tuple[ItemStatus, ...] = (
     "skipped",
 )
 # Work handed to an executor; a run started by hand is the operator's to start again.
+# A run an operator cancelled (`robo cancel`, robo.cancellation) is never recovered.
 RECOVERABLE_TRIGGERS = ("schedule", "recovery", "submit")
-FINAL_RUN_STATUSES = ("completed", "failed", "timed_out", "interrupted", "abandoned")
+FINAL_RUN_STATUSES = ("completed", "failed", "timed_out", "interrupted", "abandoned", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -571,7 +574,10 @@ class Ledger:
                     f"{beat:%Y-%m-%d %H:%M:%S} UTC); {recorded} of {run.items_total if run.items_total is not None else '?'} items recorded"
                 )
                 run.run_minutes_saved = 0.0  # per-run minutes: completed runs only
-                if run.trigger in RECOVERABLE_TRIGGERS and (
+                if run.cancel_requested_at is not None:  # it died before it read `robo cancel`
+                    run.status = "cancelled"
+                    run.error = f"{run.error}; cancel requested by {run.cancel_requested_by}"
+                elif run.trigger in RECOVERABLE_TRIGGERS and (
                     run.items_total is None or recorded < run.items_total
                 ):
                     run.recovery = "due"  # in this transaction: a crash cannot lose it
@@ -602,6 +608,15 @@ class Ledger:
             if run is None:
                 return None
             return self._summary(run, self._counts(session, [run.id]).get(run.id, {}))
+
+    def existing_uids(self, uids: Sequence[str]) -> set[str]:
+        """Which of these run uids have a run (started, whatever its end): one query a 500."""
+        found: set[str] = set()
+        with self.db.engine.connect() as connection:
+            for start in range(0, len(uids), 500):
+                chunk = list(uids[start : start + 500])
+                found.update(connection.scalars(select(RunRow.uid).where(RunRow.uid.in_(chunk))))
+        return found
 
     def running_runs(self) -> dict[str, int]:
         """Process id -> a run of it in progress, for every process running now."""
@@ -641,7 +656,11 @@ class Ledger:
             run.status = status
             run.error = self.redactor.redact(error)
             run.finished_at = at
-            if status == "interrupted" and run.trigger in RECOVERABLE_TRIGGERS:
+            if (
+                status == "interrupted"
+                and run.trigger in RECOVERABLE_TRIGGERS
+                and run.cancel_requested_at is None  # an operator's cancel is not undone
+            ):
                 run.recovery = "due"  # a drain or Ctrl-C stopped work an executor was given
             run.run_minutes_saved = run_minutes_due(
                 status, successes or 0, run.manual_minutes_per_run
@@ -820,8 +839,8 @@ class Ledger:
 
 def run_minutes_due(status: str, successes: int, manual_minutes_per_run: float) -> float:
     """The per-run saving (opening the tools, compiling a report) is the agent's only for a
-    run that completed with at least one successful item: a failed, timed out, interrupted
-    or abandoned run, or one that succeeded at nothing, is credited none."""
+    run that completed with at least one successful item: a failed, timed out, interrupted,
+    abandoned or cancelled run, or one that succeeded at nothing, is credited none."""
     return manual_minutes_per_run if status == "completed" and successes > 0 else 0.0
 
 

@@ -22,7 +22,13 @@ from yaml.constructor import SafeConstructor
 from robo.canonical import definition_bytes
 from robo.definition import STEP_KINDS, ProcessDefinition
 from robo.errors import DefinitionError, Problem
-from robo.step_models import step_templates, template_problems
+from robo.step_models import (
+    IfStep,
+    step_templates,
+    step_value,
+    template_problems,
+    walk_steps,
+)
 
 DEFINITION_FILE = "process.yaml"
 MAX_DEFINITION_BYTES = 1_000_000
@@ -520,9 +526,14 @@ def _check_templates(
     lists += [("verify", bot.verify if isinstance(bot.verify, list) else [], False)]
     found: list[tuple[tuple[Any, ...], str, bool, bool, str]] = []
     for name, steps, empty in lists:
-        for index, step in enumerate(steps):
+        for at, step in walk_steps(steps, ("bot", name)):
             for sub, template, text in step_templates(step):
-                found.append((("bot", name, index, *sub), template, text, empty, f"in bot.{name}"))
+                found.append(((*at, *sub), template, text, empty, f"in bot.{name}"))
+            if isinstance(step, IfStep) and step.if_.item is not None:
+                # `item: status` reads the field as {{ item['status'] }} does: same checks.
+                field = step.if_.item.replace("\\", "\\\\").replace("'", "\\'")
+                read = "{{ item['" + field + "'] }}"
+                found.append(((*at, "if", "item"), read, False, empty, f"in bot.{name}"))
     if bot.scrape is not None:
         found.append((("bot", "scrape", "url"), bot.scrape.url, False, True, "in bot.scrape"))
     problems = []
@@ -544,9 +555,8 @@ def _outputs(definition: ProcessDefinition) -> set[str]:
     bot = definition.bot
     steps = [*bot.setup, *(bot.steps or []), *(bot.verify if isinstance(bot.verify, list) else [])]
     names = set()
-    for step in steps:
-        args = getattr(step, next(iter(type(step).model_fields)))
-        into = getattr(args, "into", None)
+    for _, step in walk_steps(steps):
+        into = getattr(step_value(step), "into", None)
         if isinstance(into, str):
             names.add(into)
     return names

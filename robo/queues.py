@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robo.clock import utcnow
-from robo.errors import QueueError
+from robo.errors import QueueError, did_you_mean
 from robo.storage.database import Database
 from robo.storage.models import QueueEventRow, QueueItemRow, QueueRow, RunRow
 
@@ -265,10 +265,14 @@ class Queues:
             ]
 
     def summary(self, name: str) -> QueueSummary:
-        for found in self.summaries():
+        summaries = self.summaries()
+        for found in summaries:
             if found.name == name:
                 return found
-        raise QueueError(f"no queue '{name}'; `robo queue list` shows the queues")
+        hint = did_you_mean(name, (q.name for q in summaries))
+        raise QueueError(
+            f"no queue '{name}'; {hint + ' ' if hint else ''}`robo queue list` shows the queues"
+        )
 
     # --- adding --------------------------------------------------------------------------
 
@@ -451,6 +455,35 @@ class Queues:
                 session.add(event(item_id, "uncertain", "uncertain", self.actor, run_id, reason))
             return moved.rowcount == 1
 
+    def hand_back(
+        self, item_id: int, run_id: int, *, touched: bool, verify: bool, reason: str
+    ) -> str | None:
+        """An item a run held when it was cancelled at once (`robo cancel --now`), not
+        counted as done: ``new`` again as it was if the bot had not started on it; if it
+        had, ``new`` marked to verify (with a verify block: the next run asks the
+        application first) or ``uncertain`` for a human (without one): never redone
+        silently. The status it went to; None if the run no longer held it (recorded)."""
+        target: QueueStatus = "new" if verify or not touched else "uncertain"
+        values: dict[str, Any] = {"status": target, "lease_until": None, "updated_at": utcnow()}
+        if touched:
+            values["needs_verify"] = verify
+            unsure = f"{reason}; without a verify block robo cannot tell whether the work was done"
+            values["error"] = None if verify else unsure
+        with self.db.session() as session:
+            moved = session.connection().execute(
+                update(QueueItemRow)
+                .where(QueueItemRow.id == item_id, QueueItemRow.status == "in_progress",
+                       QueueItemRow.run_id == run_id)
+                .values(**values)
+            )  # fmt: skip
+            if moved.rowcount != 1:
+                return None
+            detail = reason if not touched else (
+                f"{reason}; {'to verify before redoing' if verify else 'no verify block'}"
+            )  # fmt: skip
+            session.add(event(item_id, "handed_back", target, self.actor, run_id, detail))
+            return target
+
     def renew(self, run_id: int, lease_seconds: float) -> int:
         """Extend the leases of the items this run holds (called by its heartbeat)."""
         now = utcnow()
@@ -540,11 +573,7 @@ class Queues:
         """What waits for a human: exceptions, uncertain items, items past their deadline."""
         now = utcnow()
         wanted = [s for s in statuses if s != "overdue"] if statuses else list(NEEDS_HUMAN)
-        overdue = and_(
-            QueueItemRow.status.in_(WAITING),
-            QueueItemRow.deadline.is_not(None),
-            QueueItemRow.deadline < now,
-        )
+        overdue = self._overdue(now)
         shown: list[Any] = [QueueItemRow.status.in_(wanted)] if wanted else []
         if not statuses or "overdue" in statuses:
             shown.append(overdue)
@@ -563,6 +592,26 @@ class Queues:
         )
         with self.db.session() as session:
             return [QueueItemView.of(row, region) for row, region in session.execute(query)]
+
+    @staticmethod
+    def _overdue(now: dt.datetime) -> Any:
+        return and_(
+            QueueItemRow.status.in_(WAITING),
+            QueueItemRow.deadline.is_not(None),
+            QueueItemRow.deadline < now,
+        )
+
+    def worklist_sizes(self) -> dict[str, int]:
+        """How many items ``worklist()`` shows, per queue (one count query)."""
+        shown = or_(QueueItemRow.status.in_(NEEDS_HUMAN), self._overdue(utcnow()))
+        query = (
+            select(QueueItemRow.queue, func.count())
+            .where(shown)
+            .group_by(QueueItemRow.queue)
+            .order_by(QueueItemRow.queue)
+        )
+        with self.db.session() as session:
+            return {name: count for name, count in session.execute(query)}
 
     # --- operators and humans ---------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -35,6 +35,7 @@ from robo.errors import (
     StoredVersionInvalid,
     VersionConflict,
     VersionNotFound,
+    did_you_mean,
 )
 from robo.loader import DEFINITION_FILE, LoadedProcess
 from robo.overlay import Overlay, apply
@@ -352,12 +353,23 @@ class Registry:
             overlays = session.scalar(select(func.count()).select_from(OverlayRow)) or 0
         return last_event, f"{overlays}:{last_overlay}"
 
-    def schedules(self) -> Iterator[ScheduledProcess]:
+    def changed_since(self, event_id: int) -> set[str]:
+        """The processes with a registry event after ``event_id`` (see ``generation``):
+        what a scheduler re-reads when only those changed."""
+        with self.db.session() as session:
+            return set(
+                session.scalars(
+                    select(RegistryEventRow.process_id).where(RegistryEventRow.id > event_id)
+                )
+            )
+
+    def schedules(self, process_ids: Collection[str] | None = None) -> Iterator[ScheduledProcess]:
         """Every process's resolved schedule, from one query: what a scheduler syncs from.
 
         The same rule as ``active`` (overlay, zone, calendar, pause), but only the
         schedule part of each definition is read (no full validation), so a
-        scheduler over ten thousand processes starts in seconds.
+        scheduler over ten thousand processes starts in seconds. ``process_ids``:
+        only these (a process that no longer exists is simply not yielded).
         """
         query = (
             select(
@@ -371,6 +383,8 @@ class Registry:
             .outerjoin(OverlayRow, OverlayRow.process_id == ProcessRow.id)
             .order_by(ProcessRow.id)
         )
+        if process_ids is not None:
+            query = query.where(ProcessRow.id.in_(sorted(process_ids)))
         with self.db.session() as session:
             # Streamed: ten thousand parsed schedule blocks never sit in memory at once.
             for pid, enabled, paused, base, overlay in session.execute(
@@ -560,9 +574,10 @@ class Registry:
     def _process(session: Session, process_id: str) -> ProcessRow:
         process = session.get(ProcessRow, process_id)
         if process is None:
+            hint = did_you_mean(process_id, session.scalars(select(ProcessRow.id)))
             raise ProcessNotFound(
-                f"no process '{process_id}' in the registry; `robo processes` lists them, "
-                "`robo deploy PATH` adds one"
+                f"no process '{process_id}' in the registry; {hint + ' ' if hint else ''}"
+                "`robo processes` lists them, `robo deploy PATH` adds one"
             )
         return process
 

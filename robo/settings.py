@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     chromium: str = Field(
         default="", description="Chromium executable; empty means look for a system one."
     )
+    trace: Literal["on-first-retry", "always", "retain-on-failure", "off"] = Field(
+        default="on-first-retry",
+        description=(
+            "Playwright traces for processes whose definition sets no evidence.trace "
+            "(a definition's own choice wins): on-first-retry, always, retain-on-failure, off."
+        ),
+    )
     secret_key: str = Field(
         default="", description="Fernet key for secrets; empty means ROBO_HOME/secret.key."
     )
@@ -132,6 +139,11 @@ class Settings(BaseSettings):
         default="",
         description="Language of reports and of the demo's summary: fr or en; empty: the "
         "region's (French for French regions). --locale overrides it per command.",
+    )
+    alerts_file: Path | None = Field(
+        default=None,
+        description="Alert rules and channels (TOML, docs/alerts.md); empty: "
+        "ROBO_HOME/alerts.toml if it exists, else no alerts.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="warning", description="debug, info, warning or error"
@@ -263,6 +275,11 @@ class Settings(BaseSettings):
     @property
     def secret_key_file(self) -> Path:
         return self.home / "secret.key"
+
+    @property
+    def effective_alerts_file(self) -> Path:
+        """The alert rules file: ``alerts_file``, else ROBO_HOME/alerts.toml."""
+        return self.alerts_file or self.home / "alerts.toml"
 
     def ensure_home(self) -> None:
         """Create the data folder; a ConfigurationError naming it if that is impossible."""

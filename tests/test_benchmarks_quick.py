@@ -33,9 +33,13 @@ def names(figures: list[dict[str, object]]) -> list[str]:
 def test_bot_overhead_reports_per_item_and_start_up() -> None:
     figures = run_benchmark("bot_overhead")
     assert names(figures) == [
-        "bot: seconds per item, traces without DOM snapshots",
-        "bot: seconds per item, default evidence (DOM snapshots)",
+        "bot: seconds per item, sample portal, steps form",
+        "bot: seconds per item, sample portal, Python form",
+        "bot: seconds per item, changing form (new field ids every round)",
+        "bot: whole command (launch → exit), sample portal",
         "bot: start-up (command → first item)",
+        "bot: whole-run CPU (user + system, all processes)",
+        "bot: seconds per item, 20 items vs 5 (robo, steps form)",
     ]
     assert all(f["baseline"] for f in figures)
 

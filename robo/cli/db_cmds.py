@@ -10,14 +10,27 @@ from robo.cli.render import print_json
 
 @click.group()
 def db() -> None:
-    """Inspect and migrate the database schema (SQLite or PostgreSQL)."""
+    """Inspect and migrate the database schema (SQLite or PostgreSQL).
+
+    \b
+    Examples:
+      robo db current
+      robo db upgrade
+      ROBO_DATABASE_URL=postgresql+psycopg://robo@db/robo robo db upgrade
+    """
 
 
 @db.command("current")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_obj
 def current(obj: Context, as_json: bool) -> None:
-    """Show the schema revision of the database and the newest one robo knows."""
+    """Show the schema revision of the database and the newest one robo knows.
+
+    \b
+    Examples:
+      robo db current
+      robo db current --json   # up_to_date, current, head
+    """
     from robo.storage.database import Database, head_revision
 
     database = Database(obj.robo.settings.effective_database_url, migrate=False)

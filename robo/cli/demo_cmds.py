@@ -87,12 +87,14 @@ def demo(obj: Context, processes_dir: Path, locale: str | None) -> None:
       robo demo && robo runs && robo report --include-test
       robo demo --locale en
     """
-    from robo.cli.run_cmds import ProgressBar
+    from robo.cli.progress import ProgressBar
     from robo.demo.showcase import run_demo
 
     bars: list[ProgressBar] = []
 
     def progress(process_id: str) -> ProgressBar:
+        for done in bars:  # the previous run is over: one live bar at a time
+            done.stop()
         bar = ProgressBar(process_id, enabled=sys.stderr.isatty())
         bars.append(bar)
         return bar

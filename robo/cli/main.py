@@ -128,6 +128,8 @@ def cli(
 
 def _register() -> None:
     from robo.cli import (
+        alert_cmds,
+        cancel_cmds,
         db_cmds,
         demo_cmds,
         ops_cmds,
@@ -138,13 +140,17 @@ def _register() -> None:
         run_cmds,
         scheduler_cmds,
         secret_cmds,
+        status_cmds,
         worklist_cmds,
     )
 
-    modules = (registry_cmds, run_cmds, report_cmds, scheduler_cmds, replication_cmds)
-    for module in (*modules, queue_cmds, worklist_cmds, ops_cmds, secret_cmds, db_cmds, demo_cmds):
+    modules = (registry_cmds, run_cmds, report_cmds, scheduler_cmds, replication_cmds, alert_cmds)
+    others = (cancel_cmds, queue_cmds, worklist_cmds, ops_cmds, secret_cmds, db_cmds, demo_cmds)
+    for module in (*modules, *others, status_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
+    for command in status_cmds.METRICS_COMMANDS:  # `robo metrics serve`
+        replication_cmds.metrics.add_command(command)
 
 
 _register()

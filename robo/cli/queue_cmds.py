@@ -241,7 +241,8 @@ def show_queue(
         (i.id, i.reference, i.status, i.priority, short_time(i.deadline), i.attempts, i.runs_failed,
          i.run_id or "", short_time(i.updated_at), said_text(i))
         for i in items
-    ], right=["item", "priority", "attempts", "runs failed", "last run"])  # fmt: skip
+    ], right=["item", "priority", "attempts", "runs failed", "last run"],
+       optional=["runs failed", "last run", "priority", "updated (UTC)", "deadline (UTC)", "attempts"])  # fmt: skip
     shown = sum(summary.counts.get(s, 0) for s in (statuses or STATUSES))
     if shown > len(items):
         note(f"showing the first {len(items)} of {shown} item(s); --limit N shows more")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from robo.cli.common import Context, json_option
+from robo.cli.completion import process_ids
 from robo.cli.render import note, print_json, table
 
 if TYPE_CHECKING:
@@ -28,10 +31,25 @@ class StoredText(_ParamType):
 
     name = "text"
 
-    def __init__(self, what: str, pattern: str | None = None, max_length: int = 255) -> None:
+    def __init__(
+        self,
+        what: str,
+        pattern: str | None = None,
+        max_length: int = 255,
+        complete: Callable[[click.Context, click.Parameter, str], list[str]] | None = None,
+    ) -> None:
         self.what = what
         self.pattern = re.compile(pattern) if pattern else None
         self.max_length = max_length
+        self.complete = complete
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """The values robo knows (``complete``: read from the database), for the shell."""
+        if self.complete is None:
+            return []
+        return [CompletionItem(value) for value in self.complete(ctx, param, incomplete)]
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
@@ -53,6 +71,7 @@ def _encodable(text: str) -> bool:
 PROCESS_ID = StoredText(
     "process id (lower-case letters, digits and '-'; `robo processes` lists them)",
     r"^[a-z0-9][a-z0-9-]{0,62}$",
+    complete=process_ids,
 )
 VERSION = StoredText("version (e.g. 1.2.0; `robo history ID` lists them)", max_length=64)
 
@@ -177,7 +196,13 @@ def deploy(obj: Context, paths: tuple[Path, ...], fork: bool, as_json: bool) -> 
 @json_option
 @click.pass_obj
 def processes(obj: Context, as_json: bool) -> None:
-    """List registered processes with their active version."""
+    """List registered processes with their active version.
+
+    \b
+    Examples:
+      robo processes
+      robo processes --json | jq -r '.[].id'
+    """
     rows = obj.robo.registry.processes()
     if as_json:
         print_json(rows)
@@ -189,7 +214,7 @@ def processes(obj: Context, as_json: bool) -> None:
         (r.id, r.active_version, "yes" if r.enabled else "no", r.owner_region,
          ", ".join(r.applications), r.versions, r.name)
         for r in rows
-    ], right=["versions"])  # fmt: skip
+    ], right=["versions"], optional=["applications", "versions", "region", "enabled"])  # fmt: skip
 
 
 @click.command()
@@ -200,7 +225,14 @@ def processes(obj: Context, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def show(obj: Context, process_id: str, version: str | None, as_json: bool) -> None:
-    """Show a process definition as deployed (default: the active version)."""
+    """Show a process definition as deployed (default: the active version).
+
+    \b
+    Examples:
+      robo show residence-permit-entry
+      robo show residence-permit-entry --version 1.0.0
+      robo show residence-permit-entry --json
+    """
     registry = obj.robo.registry
     found = registry.get(process_id, version) if version else registry.active(process_id)
     if as_json:
@@ -239,7 +271,13 @@ def show(obj: Context, process_id: str, version: str | None, as_json: bool) -> N
 @json_option
 @click.pass_obj
 def history(obj: Context, process_id: str, as_json: bool) -> None:
-    """Versions of a process and every deploy, rollback, disable and enable."""
+    """Versions of a process and every deploy, rollback, disable and enable.
+
+    \b
+    Examples:
+      robo history residence-permit-entry
+      robo history residence-permit-entry --json
+    """
     registry = obj.robo.registry
     versions, events = registry.versions(process_id), registry.history(process_id)
     if as_json:
@@ -289,7 +327,13 @@ def rollback(obj: Context, process_id: str, version: str) -> None:
 @click.argument("process_id", type=PROCESS_ID)
 @click.pass_obj
 def disable(obj: Context, process_id: str) -> None:
-    """Stop a process from running (manual runs and schedules) until enabled."""
+    """Stop a process from running (manual runs and schedules) until enabled.
+
+    \b
+    Examples:
+      robo disable residence-permit-entry
+      robo enable residence-permit-entry   # runs again
+    """
     changed = obj.robo.registry.set_enabled(process_id, False)
     click.echo(f"{process_id}: disabled" if changed else f"{process_id} was already disabled")
 
@@ -298,7 +342,12 @@ def disable(obj: Context, process_id: str) -> None:
 @click.argument("process_id", type=PROCESS_ID)
 @click.pass_obj
 def enable(obj: Context, process_id: str) -> None:
-    """Allow a disabled process to run again."""
+    """Allow a disabled process to run again.
+
+    \b
+    Example:
+      robo enable residence-permit-entry
+    """
     changed = obj.robo.registry.set_enabled(process_id, True)
     click.echo(f"{process_id}: enabled" if changed else f"{process_id} was already enabled")
 

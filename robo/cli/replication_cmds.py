@@ -132,7 +132,14 @@ def import_cmd(obj: Context, bundle: Path, overlay_file: Path | None, as_json: b
 
 @click.group()
 def keys() -> None:
-    """This region's signing key and the keys of the regions it trusts."""
+    """This region's signing key and the keys of the regions it trusts.
+
+    \b
+    Examples:
+      robo keys generate
+      robo keys trust occitanie ed25519:...
+      robo keys list
+    """
 
 
 @keys.command("generate")
@@ -143,6 +150,11 @@ def keys_generate(obj: Context, force: bool, as_json: bool) -> None:
     """Create this region's Ed25519 key (ROBO_HOME/keys/REGION.key, mode 0600).
 
     Prints the public key to give to other regions for `robo keys trust`.
+
+    \b
+    Examples:
+      robo keys generate
+      robo keys generate --force   # a new key: other regions must trust it again
     """
     result = obj.robo.keys.generate(force=force)
     if as_json:
@@ -160,7 +172,13 @@ def keys_generate(obj: Context, force: bool, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def keys_trust(obj: Context, region: str, public_key: str, replace: bool, as_json: bool) -> None:
-    """Trust REGION's public key for bundles and metrics files."""
+    """Trust REGION's public key for bundles and metrics files.
+
+    \b
+    Examples:
+      robo keys trust occitanie ed25519:...
+      robo keys trust guyane ed25519:... --replace   # guyane generated a new key
+    """
     result = obj.robo.keys.trust(region, public_key, replace=replace)
     if as_json:
         print_json(result)
@@ -172,7 +190,13 @@ def keys_trust(obj: Context, region: str, public_key: str, replace: bool, as_jso
 @json_option
 @click.pass_obj
 def keys_list(obj: Context, as_json: bool) -> None:
-    """This region's public key and every trusted key."""
+    """This region's public key and every trusted key.
+
+    \b
+    Examples:
+      robo keys list
+      robo keys list --json
+    """
     result = obj.robo.keys.listing()
     if as_json:
         print_json(result)
@@ -188,7 +212,14 @@ def keys_list(obj: Context, as_json: bool) -> None:
 
 @click.group()
 def overlay() -> None:
-    """Regional overlays: local parameters, schedule, calendar, baseline, secret names."""
+    """Regional overlays: local parameters, schedule, calendar, baseline, secret names.
+
+    \b
+    Examples:
+      robo overlay apply overlays/
+      robo overlay list
+      robo overlay show residence-permit-entry
+    """
 
 
 @overlay.command("apply")
@@ -217,7 +248,13 @@ def overlay_apply(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def overlay_show(obj: Context, process_id: str, as_json: bool) -> None:
-    """The overlay stored for a process, as applied to its runs."""
+    """The overlay stored for a process, as applied to its runs.
+
+    \b
+    Examples:
+      robo overlay show residence-permit-entry
+      robo overlay show residence-permit-entry --json
+    """
     from robo.replication.overlays import show_overlay
 
     view = show_overlay(obj.robo.db, process_id)
@@ -232,7 +269,13 @@ def overlay_show(obj: Context, process_id: str, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def overlay_list(obj: Context, as_json: bool) -> None:
-    """Every stored overlay."""
+    """Every stored overlay.
+
+    \b
+    Examples:
+      robo overlay list
+      robo overlay list --json
+    """
     from robo.replication.overlays import list_overlays
 
     views = list_overlays(obj.robo.db)
@@ -250,7 +293,12 @@ def overlay_list(obj: Context, as_json: bool) -> None:
 @click.argument("process_id", type=PROCESS_ID)
 @click.pass_obj
 def overlay_remove(obj: Context, process_id: str) -> None:
-    """Forget a process's overlay: it runs with the origin's values again."""
+    """Forget a process's overlay: it runs with the origin's values again.
+
+    \b
+    Example:
+      robo overlay remove residence-permit-entry
+    """
     from robo.replication.overlays import remove_overlay
 
     removed = remove_overlay(obj.robo.db, process_id)
@@ -265,7 +313,13 @@ def overlay_remove(obj: Context, process_id: str) -> None:
 @json_option
 @click.pass_obj
 def replicas(obj: Context, catalogue: Path | None, as_json: bool) -> None:
-    """Processes adopted from other regions, and newer versions in the catalogue."""
+    """Processes adopted from other regions, and newer versions in the catalogue.
+
+    \b
+    Examples:
+      robo replicas --catalogue catalogue/
+      ROBO_CATALOGUE=/srv/catalogue robo replicas --json
+    """
     from robo.replication.catalogue import replicas as list_replicas
 
     robo = obj.robo
@@ -336,7 +390,15 @@ def upgrade(
 
 @click.group()
 def metrics() -> None:
-    """Ledger figures between a region and the national level."""
+    """Ledger figures between a region and the national level; `serve`: a Prometheus
+    endpoint for monitoring.
+
+    \b
+    Examples:
+      robo metrics export -o guyane.json
+      robo metrics import metrics/*.json
+      robo metrics serve --port 9464
+    """
 
 
 @metrics.command("export")
@@ -352,6 +414,11 @@ def metrics_export(
 
     No work-item data, outputs, error texts, parameters or evidence: outcomes,
     durations, baselines and minutes saved only.
+
+    \b
+    Examples:
+      robo metrics export -o guyane.json
+      robo metrics export --since 2026-07-01 --until 2026-10-01 -o guyane-2026-q3.json
     """
     from robo.replication.metrics import export_metrics
 
@@ -371,7 +438,13 @@ def metrics_export(
 @json_option
 @click.pass_obj
 def metrics_import(obj: Context, files: tuple[Path, ...], as_json: bool) -> None:
-    """Merge regions' metrics files; importing one twice changes nothing."""
+    """Merge regions' metrics files; importing one twice changes nothing.
+
+    \b
+    Examples:
+      robo metrics import metrics/*.json
+      robo metrics import guyane.json --json
+    """
     from robo.replication.metrics import import_metrics
 
     results = import_metrics(obj.robo.ledger, obj.robo.keys, list(files))

@@ -4,58 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from robo.cli.common import Context, json_option
+from robo.cli.completion import process_ids, run_ids
+from robo.cli.progress import ProgressBar
 from robo.cli.render import hours, note, print_json, table
-
-
-class ProgressBar:
-    """A rich progress bar on stderr, fed by the runner's callbacks."""
-
-    def __init__(self, process_id: str, enabled: bool) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.process_id = process_id
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(
-                "ok {task.fields[ok]} · skipped {task.fields[skipped]} · "
-                "business {task.fields[business]} · app {task.fields[app]}"
-            ),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=not enabled,
-        )
-        self.task: Any = None
-
-    def started(self, run_id: int, total: int | None) -> None:
-        self.bar.start()
-        self.task = self.bar.add_task(
-            f"run {run_id} {self.process_id}", total=total, ok=0, skipped=0, business=0, app=0
-        )
-
-    def item_done(self, outcome: Any, minutes_saved: float) -> None:
-        field = {
-            "success": "ok", "skipped": "skipped", "business_exception": "business",
-            "application_exception": "app",
-        }[outcome.status]  # fmt: skip
-        current = self.bar.tasks[0].fields[field]
-        self.bar.update(self.task, advance=1, **{field: current + 1})
-
-    def stop(self) -> None:
-        self.bar.stop()
 
 
 def _params(values: tuple[str, ...]) -> dict[str, str]:
@@ -69,7 +24,7 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("process_id")
+@click.argument("process_id", shell_complete=process_ids)
 @click.option(
     "--input",
     "input_path",
@@ -120,9 +75,11 @@ def run(
     and reported, never done twice. Then items are taken one by one in Chromium.
     Each ends as success, skipped (nothing to do), business exception (bad data,
     for a human) or application exception (retried per the retry policy, then
-    by later runs). Failed items keep a screenshot and a trace under
+    by later runs). Failed items keep a screenshot (and a trace per the
+    evidence.trace policy, ROBO_TRACE) under
     ROBO_HOME/evidence/RUN_ID. Exits 0 when the run completed (whatever the
-    items' outcomes), 1 when it failed, timed out or was interrupted. A --test
+    items' outcomes), 1 when it failed, timed out, was interrupted or was
+    cancelled (`robo cancel RUN`, from any terminal). A --test
     run (trying a new version, a training session) is kept out of the
     production figures of `robo report`.
 
@@ -176,10 +133,12 @@ def run(
 
 
 @click.command()
-@click.option("--process", "process_id", help="Only this process.")
+@click.option("--process", "process_id", help="Only this process.", shell_complete=process_ids)
 @click.option(
     "--status",
-    type=click.Choice(["running", "completed", "failed", "timed_out", "interrupted", "abandoned"]),
+    type=click.Choice(
+        ["running", "completed", "failed", "timed_out", "interrupted", "abandoned", "cancelled"]
+    ),
 )
 @click.option("--limit", default=30, show_default=True, type=click.IntRange(1, 100000))
 @json_option
@@ -187,7 +146,14 @@ def run(
 def runs(
     obj: Context, process_id: str | None, status: str | None, limit: int, as_json: bool
 ) -> None:
-    """List recent runs, newest first."""
+    """List recent runs, newest first.
+
+    \b
+    Examples:
+      robo runs
+      robo runs --process residence-permit-entry --status failed
+      robo runs --limit 5 --json
+    """
     rows = obj.robo.ledger.runs(process_id=process_id, status=status, limit=limit)
     if as_json:
         print_json(rows)
@@ -201,15 +167,23 @@ def runs(
          r.started_at, r.items_total,
          r.succeeded, r.business_exceptions, r.application_exceptions, hours(r.minutes_saved))
         for r in rows
-    ], right=["run", "items", "ok", "business", "app", "h saved"])  # fmt: skip
+    ], right=["run", "items", "ok", "business", "app", "h saved"], optional=["region", "version", "items"])  # fmt: skip
 
 
 @click.command("run-show")
-@click.argument("run_id", type=click.IntRange(1, 2**31 - 1))  # a database integer id
+@click.argument(
+    "run_id", type=click.IntRange(1, 2**31 - 1), shell_complete=run_ids
+)  # a database integer id
 @json_option
 @click.pass_obj
 def run_show(obj: Context, run_id: int, as_json: bool) -> None:
-    """Show one run: its items, errors, evidence and the baseline it used."""
+    """Show one run: its items, errors, evidence and the baseline it used.
+
+    \b
+    Examples:
+      robo run-show 42
+      robo run-show 42 --json | jq '.items[] | select(.status != "success")'
+    """
     detail = obj.robo.ledger.run_detail(run_id)
     if as_json:
         print_json(detail)
@@ -238,7 +212,7 @@ def run_show(obj: Context, run_id: int, as_json: bool) -> None:
          f"{i.minutes_saved:g}",
          (f"{i.error_type}: {i.error}" if i.error else ", ".join(f"{k}={v}" for k, v in i.output.items())))
         for i in detail.items
-    ], right=["#", "tries", "seconds", "min saved"])  # fmt: skip
+    ], right=["#", "tries", "seconds", "min saved"], optional=["seconds", "min saved", "tries"])  # fmt: skip
     evidence = [(i.reference, path) for i in detail.items for path in i.evidence]
     if evidence:
         click.echo("evidence:")

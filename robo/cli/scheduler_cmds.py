@@ -10,12 +10,19 @@ from typing import Any
 import click
 
 from robo.cli.common import Context, json_option
+from robo.cli.completion import process_ids
 from robo.cli.render import note, print_json, table
 
 
 @click.group()
 def scheduler() -> None:
-    """Run the scheduler service (one active per database)."""
+    """Run the scheduler service (one active per database).
+
+    \b
+    Examples:
+      robo scheduler start
+      robo scheduler status
+    """
 
 
 @scheduler.command("start")
@@ -66,8 +73,9 @@ def start(obj: Context, standby: bool, slots: int | None, drain_seconds: float) 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     service = SchedulerService(
-        robo.settings, robo.db, robo.registry, robo.ledger, robo.queues, robo.executor()
-    )
+        robo.settings, robo.db, robo.registry, robo.ledger, robo.queues, robo.executor(),
+        alerts=robo.alerts_or_none(),
+    )  # fmt: skip
     note(f"scheduler {service.owner} on {robo.db.safe_url} ({robo.settings.bot_slots} bot slot(s), "
          f"region {robo.settings.region}, {robo.settings.effective_timezone})")  # fmt: skip
     service.run(stop, wait=standby, drain_seconds=drain_seconds)
@@ -77,7 +85,13 @@ def start(obj: Context, standby: bool, slots: int | None, drain_seconds: float) 
 @json_option
 @click.pass_obj
 def status(obj: Context, as_json: bool) -> None:
-    """Which scheduler holds the lease on this database, and until when."""
+    """Which scheduler holds the lease on this database, and until when.
+
+    \b
+    Examples:
+      robo scheduler status
+      robo scheduler status --json
+    """
     from robo.scheduling.lock import LeaderLock
 
     holder = LeaderLock(obj.robo.db, owner="").holder()
@@ -97,7 +111,7 @@ def status(obj: Context, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("process_id", required=False)
+@click.argument("process_id", required=False, shell_complete=process_ids)
 @click.option(
     "--count",
     default=5,
@@ -187,19 +201,30 @@ def _next_run(row: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.argument("process_id")
+@click.argument("process_id", shell_complete=process_ids)
 @click.pass_obj
 def pause(obj: Context, process_id: str) -> None:
-    """Stop firing a process's schedule (manual runs still work) until resumed."""
+    """Stop firing a process's schedule (manual runs still work) until resumed.
+
+    \b
+    Examples:
+      robo pause residence-permit-entry
+      robo resume residence-permit-entry
+    """
     changed = obj.robo.registry.set_paused(process_id, True)
     click.echo(f"{process_id}: schedule paused" if changed else f"{process_id} was already paused")
 
 
 @click.command()
-@click.argument("process_id")
+@click.argument("process_id", shell_complete=process_ids)
 @click.pass_obj
 def resume(obj: Context, process_id: str) -> None:
-    """Fire a paused process's schedule again, from the next due time (no catch-up)."""
+    """Fire a paused process's schedule again, from the next due time (no catch-up).
+
+    \b
+    Example:
+      robo resume residence-permit-entry
+    """
     changed = obj.robo.registry.set_paused(process_id, False)
     click.echo(f"{process_id}: schedule resumed" if changed else f"{process_id} was not paused")
 

@@ -16,6 +16,12 @@ def secret() -> None:
 
     Bots read a secret by name (listed under `secrets:` in process.yaml).
     ROBO_SECRET_<NAME> environment variables override stored values.
+
+    \b
+    Examples:
+      robo secret set portal_password
+      robo secret list
+      robo secret delete portal_password
     """
 
 
@@ -48,7 +54,13 @@ def set_secret(obj: Context, name: str, from_stdin: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_obj
 def list_secrets(obj: Context, as_json: bool) -> None:
-    """List secret names and where each comes from; never their values."""
+    """List secret names and where each comes from; never their values.
+
+    \b
+    Examples:
+      robo secret list
+      robo secret list --json
+    """
     rows = obj.robo.secrets.names()
     if as_json:
         print_json(rows)
@@ -64,7 +76,12 @@ def list_secrets(obj: Context, as_json: bool) -> None:
 @click.argument("name")
 @click.pass_obj
 def delete_secret(obj: Context, name: str) -> None:
-    """Remove a stored secret."""
+    """Remove a stored secret.
+
+    \b
+    Example:
+      robo secret delete portal_password
+    """
     from robo.errors import SecretError
     from robo.secrets import check_name
 

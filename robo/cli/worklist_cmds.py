@@ -172,7 +172,7 @@ def _worklist_table(items: Sequence[QueueItemView], now: dt.datetime, filtered: 
          age_text(i.updated_at, now), short_time(i.deadline), i.region or "-", i.taken_by or "-",
          said_text(i))
         for i in items
-    ], right=["item"])  # fmt: skip
+    ], right=["item"], optional=["region", "taken by", "deadline (UTC)", "since"])  # fmt: skip
     note(f"{len(items)} item(s); `robo worklist take ITEM` takes one, `robo queue item ITEM` "
          "shows its data and history")  # fmt: skip
 

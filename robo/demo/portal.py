@@ -58,6 +58,9 @@ Stable element ids, per page (labels are French; ids and classes are the contrac
     /exports?unit=U&period=P       form #unit, #period (AAAA-MM), button#search;
                                    #count and button#download (POST, CSV attachment);
                                    .error "Service inconnu" / "Période invalide"
+    /lab/<ref>                     what real applications do to a bot: an iframe, a
+                                   modal, confirm(), a popup, changing ids, a failing
+                                   fetch; see robo.demo.portal_lab
 
 Test endpoints (no login): ``GET /api/state`` (JSON snapshot), ``POST /api/reset``,
 ``GET /api/faults``, ``POST /api/faults`` with JSON ``{"failure_rate": 0.5,
@@ -127,6 +130,7 @@ from robo.demo.portal_data import (
     receipt_kind,
     reminder_number,
 )
+from robo.demo.portal_lab import add_lab
 
 __all__ = ["PortalConfig", "PortalServer", "create_app", "serve_forever"]
 
@@ -594,6 +598,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
+    add_lab(app, state)
     add_test_api(app, state)
     return app
 

@@ -161,6 +161,8 @@ class PortalState:
     reminders: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
     exports: list[dict[str, Any]] = field(default_factory=list)
+    # What the lab page (/lab) received: cases, comments, status checks, help read.
+    lab: list[dict[str, Any]] = field(default_factory=list)
     # kind -> reference -> count: real updates, and every submission the application saw.
     updates: dict[str, dict[str, int]] = field(default_factory=dict)
     attempts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -207,6 +209,7 @@ class PortalState:
                     "days_late": 5 + (i * 17) % 60,
                 }
             self.decisions, self.reminders, self.claims, self.exports = [], [], [], []
+            self.lab = []
             self.updates = {kind: {} for kind in UPDATE_KINDS}
             self.attempts = {kind: {} for kind in UPDATE_KINDS}
 
@@ -265,6 +268,7 @@ class PortalState:
                 "reminders": [dict(r) for r in self.reminders],
                 "claims": [dict(c) for c in self.claims],
                 "exports": [dict(e) for e in self.exports],
+                "lab": [dict(e) for e in self.lab],
                 "updates": {kind: dict(counts) for kind, counts in self.updates.items()},
                 "faults": asdict(self.faults),
             }

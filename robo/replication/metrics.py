@@ -53,7 +53,7 @@ FORMAT = "robo-metrics"
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 200_000_000
 MAX_COUNT = 10_000_000  # positions, attempts, items per run
-FinalStatus = Literal["completed", "failed", "timed_out", "interrupted", "abandoned"]
+FinalStatus = Literal["completed", "failed", "timed_out", "interrupted", "abandoned", "cancelled"]
 assert set(get_args(FinalStatus)) == set(FINAL_RUN_STATUSES)
 
 Slug = Annotated[str, Field(pattern=SLUG)]

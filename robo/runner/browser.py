@@ -87,11 +87,51 @@ def chromium_descendants() -> list[psutil.Process]:
     return found
 
 
-def kill_processes(processes: list[psutil.Process]) -> None:
-    for proc in processes:
+KILL_WAIT_SECONDS = 5.0  # how long a SIGKILLed process may take to exit
+_KILL_POLL_SECONDS = 0.005
+
+
+def exited(proc: psutil.Process) -> bool:
+    """True once ``proc`` has exited: gone, recycled, or a zombie waiting to be reaped.
+
+    A zombie runs nothing and holds no memory: only its entry in the process table,
+    which its parent (or PID 1, for Chromium's orphans) removes when it reaps it.
+    psutil's ``is_running`` says True for it, so it is asked for its status too.
+    """
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def reap(proc: psutil.Process) -> None:
+    """Remove ``proc`` from the process table if it is a zombie child of this process."""
+    try:
+        if proc.ppid() != os.getpid() or proc.status() != psutil.STATUS_ZOMBIE:
+            return
+    except psutil.Error:
+        return
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(proc.pid, os.WNOHANG)
+
+
+def kill_processes(processes: list[psutil.Process], timeout: float = KILL_WAIT_SECONDS) -> None:
+    """SIGKILL those of ``processes`` still running and wait until they have exited.
+
+    Exited ones (zombies included) are neither signalled nor waited for: closing a
+    session whose Chromium already exited costs nothing here."""
+    running = [proc for proc in processes if not exited(proc)]
+    for proc in running:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    psutil.wait_procs(processes, timeout=5)
+    deadline = time.monotonic() + timeout
+    while running:
+        running = [proc for proc in running if not exited(proc)]
+        if not running or time.monotonic() >= deadline:
+            break
+        time.sleep(_KILL_POLL_SECONDS)
+    for proc in processes:
+        reap(proc)
 
 
 def private_folder(folder: Path) -> Path:
@@ -291,9 +331,9 @@ class BrowserSession:
     def kill(self) -> None:
         """Kill this session's Chromium at once (timeouts, crashes); safe from any thread."""
         # psutil checks the process creation time, so a recycled pid is never killed.
-        procs = [p for p in self._started.values() if p.is_running()]
+        procs = [p for p in self._started.values() if not exited(p)]
         kill_processes(procs)
-        self._started = {p.pid: p for p in procs if p.is_running()}
+        self._started = {p.pid: p for p in procs if not exited(p)}
 
     def restart(self, downloads: Path) -> BrowserContext:
         """After a crash or a hard timeout: a new Chromium and a new context (and a new
@@ -316,8 +356,9 @@ class BrowserSession:
             with contextlib.suppress(Exception):
                 self.playwright.stop()
             self.playwright = None
-        if self._driver is not None and self._driver_alive:
-            kill_processes([self._driver])  # it did not stop: nothing may outlive the session
+        if self._driver is not None:
+            # Not stopped: nothing may outlive the session. Stopped: reaped, if still a zombie.
+            kill_processes([self._driver])
         self._driver = None
 
     def close(self) -> None:
@@ -331,7 +372,7 @@ class BrowserSession:
 
     @property
     def chromium_pids(self) -> list[int]:
-        return sorted(pid for pid, p in self._started.items() if p.is_running())
+        return sorted(pid for pid, p in self._started.items() if not exited(p))
 
     def __enter__(self) -> BrowserSession:
         return self.start()

@@ -1,5 +1,8 @@
 """Evidence of a failed item: a screenshot and a Playwright trace, with secrets removed.
 
+Which attempts are traced is the run's trace policy (``evidence.trace``, ROBO_TRACE;
+see ``robo.runner.run``); a trace is scrubbed the same way whichever policy saved it.
+
 Screenshots (failure evidence and ``screenshot`` steps) paint over every element
 showing a secret, in every frame: password fields, inputs and text areas whose
 value holds a secret form, and the innermost elements whose text does. Where a
@@ -150,6 +153,22 @@ def save_trace(
         with contextlib.suppress(OSError):
             os.unlink(raw)
     return path
+
+
+def begin_trace(context: BrowserContext, title: str, snapshots: bool) -> bool:
+    """Start tracing ``context`` (not recording yet) for one attempt; False if it cannot."""
+    try:
+        # No screencast: frames would show typed values; DOM snapshots are scrubbed on saving.
+        context.tracing.start(title=title, snapshots=snapshots, screenshots=False, sources=False)
+    except Exception:
+        return False
+    return True
+
+
+def end_trace(context: BrowserContext) -> None:
+    """Stop tracing ``context`` altogether, keeping nothing more."""
+    with contextlib.suppress(Exception):
+        context.tracing.stop()
 
 
 def discard_trace(context: BrowserContext) -> None:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from robo.cancellation import Cancellations
 from robo.clock import utcnow
-from robo.definition import ProcessDefinition
+from robo.definition import ProcessDefinition, TracePolicy
 from robo.errors import (
     ApplicationException,
     BusinessException,
@@ -32,6 +33,7 @@ from robo.errors import (
     ItemSkipped,
     RegistryError,
     RoboError,
+    RunCancelled,
     SecretError,
     StorageError,
 )
@@ -46,7 +48,7 @@ from robo.runner.context import BotContext
 from robo.runner.heartbeat import Heartbeat
 from robo.runner.modules import load_bot_module
 from robo.runner.steps import first_line, run_steps, scrape_table
-from robo.runner.stopping import stop_requested
+from robo.runner.stopping import CANCEL_POLL_SECONDS, CancelWatch, stop_requested
 from robo.runner.verify import Verdict, verify_item
 from robo.runner.watchdog import Watchdog
 from robo.runner.workitems import Item, check_references, read_items, reference_of
@@ -62,11 +64,15 @@ TRACE_WINDOW_SECONDS = 1.0
 
 class Progress(Protocol):
     def started(self, run_id: int, total: int | None) -> None: ...
+    def item_started(self, reference: str, attempt: int, max_attempts: int) -> None: ...
     def item_done(self, outcome: ItemOutcome, minutes_saved: float) -> None: ...
 
 
 class _NoProgress:
     def started(self, run_id: int, total: int | None) -> None:
+        pass
+
+    def item_started(self, reference: str, attempt: int, max_attempts: int) -> None:
         pass
 
     def item_done(self, outcome: ItemOutcome, minutes_saved: float) -> None:
@@ -121,6 +127,10 @@ class RunEnvironment:
     abandon_after_seconds: float = 120.0
     tmp_dir: Path | None = None  # Playwright's temporary files (ROBO_HOME/tmp), 0700
     hour_cost: HourCost | None = None  # copied onto each run, for the euros in reports
+    # Called with the run's id once it ended (robo.alerts evaluates its rules); must not raise.
+    after_run: Callable[[int], object] | None = None
+    # Trace policy (ROBO_TRACE) for definitions whose evidence block names none.
+    trace: TracePolicy = "on-first-retry"
 
 
 def resolve_params(definition: ProcessDefinition, overrides: dict[str, str]) -> dict[str, Any]:
@@ -148,6 +158,8 @@ class ProcessRun:
         self.definition = version.definition
         self.request = request
         self.progress = progress or _NoProgress()
+        self.phases: dict[str, float] = {}  # seconds per phase of the run, logged at its end
+        self._phase_start = time.monotonic()
         self.folder = version.unpack(env.versions_dir)
         self.params = resolve_params(self.definition, request.params)
         self.process_fn = self._bot_function("entrypoint")
@@ -168,6 +180,17 @@ class ProcessRun:
         self.refused: list[Refusal] = []
         self.uncertain: list[str] = []
         self._chunk: tuple[Any, float] | None = None  # (context, start) of the open trace chunk
+        self.cancel = CancelWatch(lambda: None, lambda: None)  # robo cancel, once the run exists
+        self._touched = False  # the bot started on the item in flight (robo cancel --now)
+        # The definition's own choice wins over the installation's (docs/process-format.md).
+        self.trace_policy: TracePolicy = self.definition.evidence.trace_policy or env.trace
+        self._phase("prepare")
+
+    def _phase(self, name: str) -> None:
+        """Close the phase in progress as ``name`` (its seconds, added up if it recurs)."""
+        now = time.monotonic()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self._phase_start
+        self._phase_start = now
 
     # --- preparation -----------------------------------------------------------------
 
@@ -239,15 +262,19 @@ class ProcessRun:
             chromium=self.env.chromium,
             headless=not self.request.headed,
             step_timeout_ms=definition.timeouts.step_seconds * 1000,
-            trace=definition.evidence.trace_on_failure,
+            # Recording from the context's start: only where every attempt may be kept.
+            trace=self.trace_policy in ("always", "retain-on-failure"),
             trace_snapshots=definition.evidence.trace_snapshots,
             tmp_dir=self.env.tmp_dir,
         )
         self.watchdog = Watchdog(self.session.kill)
+        cancellations = Cancellations(ledger.db)
+        self.cancel = CancelWatch(lambda: cancellations.requested(run_id), self.watchdog.cut)
         lease = self.env.abandon_after_seconds
         heartbeat = Heartbeat(
-            ledger, run_id, self.env.heartbeat_seconds, lambda: queues.renew(run_id, lease)
-        )
+            ledger, run_id, self.env.heartbeat_seconds, lambda: queues.renew(run_id, lease),
+            watch=self.cancel.poll, watch_seconds=CANCEL_POLL_SECONDS,
+        )  # fmt: skip
         try:
             heartbeat.start()
             self._check_secrets()  # before a browser starts: a missing one fails at once
@@ -255,8 +282,11 @@ class ProcessRun:
             if self.items is not None:
                 assert self.input_path is not None
                 self._enqueue(self.items, f"file {self.input_path.name}")
+            self._phase("open")
             self.session.start()
+            self._phase("browser")
             self._open_context()
+            self._phase("setup")
             if definition.items.source == "bot":
                 self._enqueue(self._produce_items(), f"produced by {definition.id}")
             total = queues.waiting(self.queue)
@@ -269,6 +299,8 @@ class ProcessRun:
                 if time.monotonic() >= self.deadline:
                     status, error = "timed_out", self._run_timeout_message()
                     break
+                if self.cancel.poll() is not None:  # robo cancel: no new item
+                    raise RunCancelled
                 if stop_requested():
                     status, error = (
                         "interrupted",
@@ -282,7 +314,13 @@ class ProcessRun:
                 if taken is None:
                     break
                 position += 1
-                self._process_item(position, taken)
+                try:
+                    self._process_item(position, taken)
+                except RunCancelled:
+                    self._hand_back(taken)
+                    raise
+        except RunCancelled:
+            status, error = "cancelled", self._cancel_message()
         except KeyboardInterrupt:
             status, error = "interrupted", "interrupted by the operator (Ctrl-C or SIGTERM)"
         except Deadline:
@@ -295,11 +333,17 @@ class ProcessRun:
         except Exception as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
+            if self.cancel.now and status in ("failed", "timed_out"):  # cut by --now
+                status, error = "cancelled", self._cancel_message()
+            self._phase("items")
             self.watchdog.close()
             self.session.close()
+            self._phase("close")
             heartbeat.stop()
             ledger.finish_run(run_id, status, error)
-            self.log.info("run.finished", status=status, error=error, **self.counts)
+            self._phase("finish")
+            phases = {name: round(seconds, 3) for name, seconds in self.phases.items()}
+            self.log.info("run.finished", status=status, error=error, phases=phases, **self.counts)
         try:
             summary = ledger.summary(run_id)  # figures come from the ledger rows, nowhere else
         except StorageError as exc:  # the database is away: its outcomes wait in the journal
@@ -368,6 +412,31 @@ class ProcessRun:
                 "items.refused", count=len(result.refused), first=result.refused[0].render()
             )
 
+    def _cancel_message(self) -> str:
+        request = self.cancel.request
+        what = request.describe() if request is not None else "cancelled"
+        try:
+            left = self.env.queues.waiting(self.queue)
+        except StorageError:
+            return what
+        return f"{what}; {left} item(s) left waiting in the queue"
+
+    def _hand_back(self, taken: TakenItem) -> None:
+        """The item in flight when `robo cancel --now` cut it: back to the queue, not
+        counted (unless its outcome was recorded already: then it stays as recorded)."""
+        reason = f"run {self.run_id} was cancelled at once (robo cancel --now) during this item"
+        try:
+            went = self.env.queues.hand_back(
+                taken.id, self.run_id, touched=self._touched,
+                verify=self.definition.bot.verify is not None, reason=reason,
+            )  # fmt: skip
+        except StorageError:  # left in progress: the next run of the queue reclaims it
+            return
+        if went is not None:
+            self.log.warning("item.handed_back", item=taken.reference, status=went)
+        if went == "uncertain":
+            self.uncertain.append(taken.reference)
+
     def _run_timeout_message(self) -> str:
         left = self.env.queues.waiting(self.queue)
         return (
@@ -409,6 +478,7 @@ class ProcessRun:
         policy = self.definition.retry
         last: BaseException | None = None
         for attempt in range(1, max(policy.max_attempts, SETUP_ATTEMPTS_FLOOR) + 1):
+            self.cancel.check_now()
             if restart or attempt > 1 or not self.session.alive:
                 self.session.restart(self.downloads)
             else:
@@ -416,6 +486,7 @@ class ProcessRun:
             self.page = self.session.new_page()
             try:
                 with self.watchdog.limit(self._remaining(self.definition.timeouts.item_seconds)):
+                    self.cancel.check_now()  # after the limit is armed: a cut cannot be missed
                     self._setup(self._context())
                 return
             except (SecretError, ConfigurationError):
@@ -424,6 +495,7 @@ class ProcessRun:
                 raise RoboError(f"setup failed: {exc.message}") from exc
             except (Exception, Deadline) as exc:
                 last = exc
+                self.cancel.check_now()  # the setup failed because --now cut it
                 self.log.warning("setup.failed", attempt=attempt, error=str(exc).splitlines()[0])
                 time.sleep(policy.backoff_seconds)
         raise ApplicationException(f"setup failed after {policy.max_attempts} attempt(s): {last}")
@@ -453,6 +525,7 @@ class ProcessRun:
         item, reference = taken.data, taken.reference
         policy = self.definition.retry
         started = utcnow()
+        self._touched = False
         if taken.needs_verify and not self._verified_undone(position, taken, started):
             return
         evidence_paths: list[str] = []
@@ -464,12 +537,16 @@ class ProcessRun:
         log = self.log.bind(item=reference)
         while True:
             attempt += 1
+            self.progress.item_started(reference, attempt, policy.max_attempts)
+            self.cancel.check_now()
             if not self.session.alive:
                 self._open_context(restart=True)
             ctx = self._context(item, reference)
-            tracing = self._trace_chunk(reference)
+            tracing = self._trace_chunk(reference, taken.attempts + attempt)
             try:
                 with self.watchdog.limit(self._remaining(self.definition.timeouts.item_seconds)):
+                    self.cancel.check_now()  # after the limit is armed: a cut cannot be missed
+                    self._touched = True
                     self._call_bot(ctx)
                 status, error_type, error, output = "success", None, None, ctx.output
                 break
@@ -482,6 +559,7 @@ class ProcessRun:
                 raise
             except (Exception, Deadline) as exc:
                 status, error_type, error = "application_exception", *self._classify(exc)
+            self.cancel.check_now()  # it failed because --now cut it: handed back, not recorded
             output = ctx.output
             evidence_paths += self._keep_evidence(ctx, reference, attempt, tracing)
             retry = (
@@ -499,6 +577,8 @@ class ProcessRun:
                 break
             time.sleep(policy.backoff_seconds)
             self.page = self.session.new_page()  # a fresh page for the next attempt
+        if tracing and status in ("success", "skipped"):
+            evidence_paths += self._end_trace(reference, attempt)
         outcome = ItemOutcome(
             position=position,
             reference=reference,
@@ -534,6 +614,7 @@ class ProcessRun:
         ctx = self._context(taken.data, taken.reference)
         with self.watchdog.limit(self._remaining(self.definition.timeouts.item_seconds)):
             verdict: Verdict = verify_item(self.definition.bot, self.verify_fn, ctx, self.run_dir)
+        self.cancel.check_now()  # an answer cut short by --now says nothing
         self.log.info("item.verified", item=taken.reference, verdict=verdict.state,
                       detail=verdict.detail)  # fmt: skip
         if verdict.state == "not_done":
@@ -551,21 +632,31 @@ class ProcessRun:
         self.uncertain.append(taken.reference)
         return False
 
-    def _trace_chunk(self, title: str) -> bool:
-        """Make sure a trace chunk is recording; True if one is.
+    def _trace_chunk(self, title: str, attempt: int) -> bool:
+        """Make sure a trace records the attempt (the item's ``attempt``-th) if the trace
+        policy asks for it; True if one does.
 
+        ``on-first-retry`` records the item's second attempt only (its first retry, in this
+        run or a later one): tracing starts for that attempt and stops after it. Otherwise
+        the context records from its start (``BrowserSession.trace``) and:
         A chunk is cut (and discarded) at most every TRACE_WINDOW_SECONDS rather than
         around every item: two driver round trips per item cost more than the 5%
         overhead budget on fast items. A failed attempt saves the open chunk and closes
         it, so every failed attempt still gets its own trace and the next starts afresh;
         what the chunk recorded before the attempt began (the window's other items, and
         Playwright's network log since the context opened) is dropped from the saved
-        file, which holds this attempt only (``evidence.scrub_trace``).
+        file, which holds this attempt only (``evidence.scrub_trace``). Under ``always``
+        every attempt is saved, so each starts its own chunk.
         """
         self._attempt_since = time.time()  # the saved trace starts here
         context = self.session.context
-        if not self.definition.evidence.trace_on_failure or context is None:
+        if self.trace_policy == "off" or context is None:
             return False
+        if self.trace_policy == "on-first-retry":
+            if attempt != 2:
+                return False
+            self._chunk = None
+            return evidence.begin_trace(context, title, self.definition.evidence.trace_snapshots)
         now = time.monotonic()
         if self._chunk is not None and self._chunk[0] is context:
             if now - self._chunk[1] < TRACE_WINDOW_SECONDS:
@@ -608,13 +699,7 @@ class ProcessRun:
             # Saved first, so that it ends with the failure, not with the screenshot's
             # masking. Saved (or lost with a dead context): the next attempt starts a chunk.
             self._chunk = None
-            trace = evidence.save_trace(
-                self.session.context,
-                self.run_dir / f"{stem}.trace.zip",
-                self.env.redactor,
-                since=self._attempt_since,
-                scratch=self.session.scratch_dir,
-            )
+            trace = self._save_trace(stem)
         if self.definition.evidence.screenshot_on_failure:
             secrets = list(dict.fromkeys([*self.env.redactor.forms(), *ctx.secret_forms()]))
             shot = evidence.screenshot(ctx.page, self.run_dir / f"{stem}.png", secrets)
@@ -623,6 +708,36 @@ class ProcessRun:
         if trace:
             kept.append(str(trace))
         return kept
+
+    def _save_trace(self, stem: str) -> Path | None:
+        """The attempt's trace, saved and scrubbed (a trace started for it alone is stopped)."""
+        context = self.session.context
+        assert context is not None
+        trace = evidence.save_trace(
+            context,
+            self.run_dir / f"{stem}.trace.zip",
+            self.env.redactor,
+            since=self._attempt_since,
+            scratch=self.session.scratch_dir,
+        )
+        if self.trace_policy == "on-first-retry":
+            evidence.end_trace(context)
+        return trace
+
+    def _end_trace(self, reference: str, attempt: int) -> list[str]:
+        """After an attempt that did not fail: its trace kept (``always``), stopped
+        (``on-first-retry``), or left recording its window (``retain-on-failure``)."""
+        context = self.session.context
+        if context is None or not self.session.alive:
+            return []
+        if self.trace_policy == "on-first-retry":
+            evidence.end_trace(context)
+        elif self.trace_policy == "always":
+            self._chunk = None
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            trace = self._save_trace(f"{_safe_name(reference)}-attempt{attempt}")
+            return [str(trace)] if trace else []
+        return []
 
 
 def _safe_name(reference: str) -> str:
@@ -639,4 +754,10 @@ def run_process(
         raise RegistryError(
             f"{version.definition.id} is disabled; `robo enable {version.definition.id}` first"
         )
-    return ProcessRun(env, version, request, progress).execute()
+    result = ProcessRun(env, version, request, progress).execute()
+    if env.after_run is not None:
+        try:
+            env.after_run(result.run_id)
+        except Exception as exc:  # an alert that cannot be raised never fails the run
+            get_logger(run=result.run_id).warning("run.after_run_failed", error=str(exc))
+    return result

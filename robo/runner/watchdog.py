@@ -74,6 +74,15 @@ class Watchdog:
             if in_main:
                 signal.signal(signal.SIGUSR1, previous or signal.SIG_DFL)
 
+    def cut(self) -> None:
+        """End the limit in progress now, as if its deadline had passed (`robo cancel
+        --now`): the browser is killed, then Python still stuck gets ``Deadline``. Safe
+        from any thread; nothing happens between limits."""
+        with self._cond:
+            if self._active is not None:
+                self._deadline = time.monotonic()
+                self._cond.notify_all()
+
     def close(self) -> None:
         """Stop the watcher thread (a later ``limit`` starts a new one)."""
         with self._cond:

@@ -66,6 +66,24 @@ class DecisionLog:
             return False
         return True
 
+    def record_many(self, rows: list[tuple[str, str, dt.datetime, Decision, str]]) -> list[bool]:
+        """Record decisions (process, trigger, time, decision, reason) in one transaction; for
+        each, False if that fire was already decided. A burst of fires costs one commit."""
+        if not rows:
+            return []
+        now = utcnow()
+        values = [
+            {"process_id": p, "trigger_key": k, "scheduled_for": at, "decided_at": now,
+             "decision": d, "reason": r, "scheduler": self.scheduler}
+            for p, k, at, d, r in rows
+        ]  # fmt: skip
+        try:
+            with self.db.engine.begin() as connection:
+                connection.execute(_INSERT, values)
+        except IntegrityError:  # some were decided by another scheduler: find which, one by one
+            return [self.record(*row) for row in rows]
+        return [True] * len(rows)
+
     def decided_between(
         self, process_id: str, trigger_key: str, start: dt.datetime, end: dt.datetime
     ) -> list[dt.datetime]:

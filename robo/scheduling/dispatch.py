@@ -36,6 +36,18 @@ class Outcome:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A decision taken and not yet recorded; ``job`` is the run it starts once recorded."""
+
+    process_id: str
+    trigger_key: str
+    at: dt.datetime
+    decision: Decision
+    reason: str
+    job: RunJob | None = None
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -51,40 +63,70 @@ class Dispatcher:
         self.running = running  # process id -> id of a run in progress, or None
         self.clock = clock
         self.log = get_logger(component="dispatcher")
+        self._pending: list[_Pending] = []  # decided, to record and hand over in one go
+        self._firing: set[str] = set()  # processes with a pending fire (overlap within a batch)
 
     def due(self, process_id: str, trigger_key: str, run_times: list[dt.datetime]) -> list[Outcome]:
+        """Decide, record and hand over the due times of one trigger."""
+        self.decide(process_id, trigger_key, run_times)
+        return self.flush()
+
+    def decide(self, process_id: str, trigger_key: str, run_times: list[dt.datetime]) -> None:
+        """Decide the due times of one trigger; recorded and handed over by ``flush``. A pass
+        over many due jobs (a burst) decides them all, then records them in one transaction."""
         now = self.clock()
         schedule = self.schedules(process_id)
-        outcomes: list[Outcome] = []
-        fired: list[RunJob] = []
+        pending = self._pending
         if schedule is None:
             for at in run_times:
-                outcomes.append(self._record(process_id, trigger_key, at, "skipped",
-                                             "process is disabled, paused or has no schedule"))  # fmt: skip
-            return outcomes
+                pending.append(_Pending(process_id, trigger_key, at, "skipped",
+                                        "process is disabled, paused or has no schedule"))  # fmt: skip
+            return
+        fired = False
         for at, verdict in self._apply_missed_policy(schedule, sorted(run_times), now):
             if verdict is not None:
-                outcomes.append(self._record(process_id, trigger_key, at, "missed", verdict))
+                pending.append(_Pending(process_id, trigger_key, at, "missed", verdict))
                 continue
             reason = schedule.skip_reason(at) or self._repeated_wall_time(schedule, trigger_key, at)
             if reason is None and schedule.schedule.overlap == "skip" and not fired:
                 reason = self._overlap(process_id)
             if reason is not None:
-                outcomes.append(self._record(process_id, trigger_key, at, "skipped", reason))
+                pending.append(_Pending(process_id, trigger_key, at, "skipped", reason))
                 continue
-            outcome = self._record(process_id, trigger_key, at, "fired", "")
-            if outcome.decision == "fired":
-                fired.append(
-                    RunJob(
-                        process_id,
-                        "schedule",
-                        at.isoformat(),
-                        uid=fire_uid(process_id, trigger_key, at),
-                    )
-                )
-            outcomes.append(outcome)
-        if fired:
-            self.executor.submit(fired)
+            job = RunJob(
+                process_id, "schedule", at.isoformat(), uid=fire_uid(process_id, trigger_key, at)
+            )
+            pending.append(_Pending(process_id, trigger_key, at, "fired", "", job))
+            fired = True
+            self._firing.add(process_id)
+
+    def flush(self) -> list[Outcome]:
+        """Record every pending decision (one transaction), then hand the fired runs over,
+        one batch per trigger as decided. A fire already decided by another scheduler is
+        a ``duplicate`` and starts nothing."""
+        pending, self._pending = self._pending, []
+        self._firing.clear()
+        if not pending:
+            return []
+        recorded = self.decisions.record_many(
+            [(p.process_id, p.trigger_key, p.at, p.decision, p.reason) for p in pending]
+        )
+        outcomes: list[Outcome] = []
+        batches: dict[tuple[str, str], list[RunJob]] = {}
+        for item, new in zip(pending, recorded, strict=True):
+            if not new:
+                outcomes.append(Outcome(item.at, "duplicate", "already decided by a scheduler"))
+                continue
+            self.log.info(f"schedule.{item.decision}", process=item.process_id,
+                          scheduled_for=item.at.isoformat(), reason=item.reason)  # fmt: skip
+            outcomes.append(Outcome(item.at, item.decision, item.reason))
+            if item.job is not None:
+                batches.setdefault((item.process_id, item.trigger_key), []).append(item.job)
+        for (process_id, _), jobs in batches.items():
+            try:
+                self.executor.submit(jobs)
+            except Exception:  # the others still go; a lost fire is resubmitted at start-up
+                self.log.exception("schedule.dispatch_failed", process=process_id)
         return outcomes
 
     def _apply_missed_policy(
@@ -147,22 +189,12 @@ class Dispatcher:
         return None
 
     def _overlap(self, process_id: str) -> str | None:
-        if self.executor.busy(process_id):
+        if process_id in self._firing or self.executor.busy(process_id):
             return "overlap: a run of this process is still queued or running"
         run_id = self.running(process_id)
         if run_id is not None:
             return f"overlap: run {run_id} of this process is still running"
         return None
-
-    def _record(
-        self, process_id: str, trigger_key: str, at: dt.datetime, decision: Decision, reason: str
-    ) -> Outcome:
-        if not self.decisions.record(process_id, trigger_key, at, decision, reason):
-            return Outcome(at, "duplicate", "already decided by a scheduler")
-        self.log.info(
-            f"schedule.{decision}", process=process_id, scheduled_for=at.isoformat(), reason=reason
-        )
-        return Outcome(at, decision, reason)
 
 
 def fire_uid(process_id: str, trigger_key: str, at: dt.datetime) -> str:
@@ -181,12 +213,15 @@ class DispatchExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler 3 is 
 
     It receives every due time of a job at once (``run_times``), which
     APScheduler's own executors would only check against a grace period.
-    Dispatching is quick (rows and a queue), so it happens right here.
+    Dispatching is quick (rows and a queue), so it happens right here. With
+    ``batched`` (robo's job store, ``robo.scheduling.jobstore``) it only decides:
+    the job store records a whole pass of due jobs when the pass ends.
     """
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, batched: bool = False) -> None:
         super().__init__()
         self.dispatcher = dispatcher
+        self.batched = batched
 
     def submit_job(self, job: Any, run_times: list[dt.datetime]) -> None:
         self._do_submit_job(job, run_times)
@@ -194,7 +229,10 @@ class DispatchExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler 3 is 
     def _do_submit_job(self, job: Any, run_times: list[dt.datetime]) -> None:
         process_id, trigger_key = job.args
         try:
-            self.dispatcher.due(process_id, trigger_key, run_times)
+            if self.batched:
+                self.dispatcher.decide(process_id, trigger_key, run_times)
+            else:
+                self.dispatcher.due(process_id, trigger_key, run_times)
         except Exception:
             self.dispatcher.log.exception("schedule.dispatch_failed", process=process_id)
 

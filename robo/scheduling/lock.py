@@ -9,6 +9,7 @@ database) and the lease expires.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import socket
 import uuid
@@ -22,6 +23,9 @@ from robo.storage.database import Database
 from robo.storage.models import SchedulerLockRow
 
 LOCK_NAME = "scheduler"
+# A standing-by scheduler's row beside the lease (same table, no migration): it renews it
+# while it waits and removes it when it leads or stops, so `robo status` can show it.
+STANDBY_PREFIX = "standby:"
 
 
 def new_owner_id() -> str:
@@ -33,6 +37,7 @@ class LockHolder:
     owner: str
     acquired_at: dt.datetime
     expires_at: dt.datetime
+    renewed_at: dt.datetime | None = None
 
 
 class LeaderLock:
@@ -92,9 +97,62 @@ class LeaderLock:
                 )
             )
 
+    def stand_by(self) -> None:
+        """Say this scheduler stands by, until a lease length from now; the rows of standbys
+        that died (expired) are removed on the way."""
+        now = utcnow()
+        name = standby_name(self.owner)
+        with self.db.session() as session:
+            session.execute(
+                delete(SchedulerLockRow).where(
+                    SchedulerLockRow.name.startswith(STANDBY_PREFIX),
+                    SchedulerLockRow.expires_at < now,
+                    SchedulerLockRow.name != name,
+                )
+            )
+            row = session.get(SchedulerLockRow, name)
+            if row is None:
+                session.add(
+                    SchedulerLockRow(
+                        name=name, owner=self.owner, acquired_at=now, renewed_at=now,
+                        expires_at=now + self.lease,
+                    )
+                )  # fmt: skip
+            else:
+                row.renewed_at, row.expires_at = now, now + self.lease
+
+    def stop_standing_by(self) -> None:
+        with self.db.session() as session:
+            session.execute(
+                delete(SchedulerLockRow).where(SchedulerLockRow.name == standby_name(self.owner))
+            )
+
     def holder(self) -> LockHolder | None:
         with self.db.session() as session:
             row = session.scalars(
                 select(SchedulerLockRow).where(SchedulerLockRow.name == LOCK_NAME)
             ).one_or_none()
-            return None if row is None else LockHolder(row.owner, row.acquired_at, row.expires_at)
+            return (
+                None
+                if row is None
+                else LockHolder(row.owner, row.acquired_at, row.expires_at, row.renewed_at)
+            )
+
+
+def standby_name(owner: str) -> str:
+    """The standby row's key: the owner id hashed to fit the 64 characters of the key."""
+    return STANDBY_PREFIX + hashlib.sha256(owner.encode()).hexdigest()[:32]
+
+
+def standbys(db: Database, now: dt.datetime) -> list[LockHolder]:
+    """Schedulers standing by now (their row renewed within a lease length), oldest first."""
+    with db.session() as session:
+        rows = session.scalars(
+            select(SchedulerLockRow)
+            .where(
+                SchedulerLockRow.name.startswith(STANDBY_PREFIX),
+                SchedulerLockRow.expires_at >= now,
+            )
+            .order_by(SchedulerLockRow.acquired_at)
+        ).all()
+        return [LockHolder(r.owner, r.acquired_at, r.expires_at, r.renewed_at) for r in rows]

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, func, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from robo.alerts import AlertMonitor
 from robo.clock import utcnow
 from robo.crontab import build_trigger
 from robo.definition import ScheduleEntry
@@ -26,11 +31,13 @@ from robo.ledger import Ledger, RunSummary, process_alive
 from robo.logging import get_logger
 from robo.queues import Queues
 from robo.regional import EffectiveSchedule
+from robo.regions import holiday_name
 from robo.registry import Registry
 from robo.scheduling.decisions import DecisionLog
 from robo.scheduling.dispatch import Dispatcher, DispatchExecutor, fire_uid
 from robo.scheduling.executors.base import Executor, RunJob
-from robo.scheduling.lock import LeaderLock, new_owner_id
+from robo.scheduling.jobstore import BatchingJobStore
+from robo.scheduling.lock import LeaderLock, LockHolder, new_owner_id
 from robo.scheduling.queue_trigger import (
     QueueCheck,
     QueueTriggers,
@@ -43,7 +50,22 @@ from robo.storage.database import Database
 
 JOB_FUNC = "robo.scheduling.dispatch:fire_now"
 JOB_TABLE = "robo_apscheduler_jobs"
+# What the job store was last synced with (beside it, like it not a migrated table): a
+# restart on an unchanged registry reads no schedule, a changed one only the changed ones.
+SYNC_TABLE = "robo_apscheduler_sync"
+SYNC_FORMAT = 1  # bump when job ids or triggers are built differently: forces a full sync
+INCREMENTAL_LIMIT = 500  # more processes changed than this: one full sync instead
 RUNNING_SNAPSHOT_SECONDS = 1.0
+
+_SYNC_MARKER = Table(
+    SYNC_TABLE,
+    MetaData(),
+    Column("name", String(64), primary_key=True),
+    Column("last_event", Integer, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("watched", Text, nullable=False),  # JSON: the processes with queue triggers
+)
+Marker = tuple[int, str]  # (last registry event, everything else a sync depends on)
 
 
 def recovery_uid(uid: str) -> str:
@@ -67,8 +89,10 @@ class SchedulerService:
         recovery_seconds: float = 15,
         queue_check_seconds: float = 5,
         clock: Callable[[], dt.datetime] = utcnow,
+        alerts: AlertMonitor | None = None,
     ) -> None:
         self.settings, self.db, self.registry, self.ledger = settings, db, registry, ledger
+        self.alerts = alerts  # missed fires, queues, a dead leader (as standby): robo.alerts
         self.queues = queues
         self.owner = owner or new_owner_id()
         self.lease_seconds = lease_seconds or settings.scheduler_lease_seconds
@@ -79,11 +103,22 @@ class SchedulerService:
         self.clock = clock
         self.executor = executor
         self.decisions = DecisionLog(db, self.owner)
+        # Each process's schedule as last synced; after a warm start only the ones looked up
+        # (`_schedule_of`) until the service loop reads them all (`_complete`).
         self._schedules: dict[str, EffectiveSchedule | None] = {}
+        self._complete = False
+        self._watched: dict[str, EffectiveSchedule] = {}  # processes with queue triggers
+        self._watch_known = False  # _watched holds them all (after a full sync, or as recorded)
+        self._synced: Marker | None = None  # what the job store reflects
+        self._sync_lock = threading.Lock()  # one sync at a time
+        # Guards `_schedules` for look-ups from APScheduler's thread, which may hold its job
+        # store lock (never taken while calling APScheduler or the database).
+        self._cache_lock = threading.Lock()
+        self._cache_seq = 0
         self.dispatcher = Dispatcher(
             self.decisions,
             self.executor,
-            schedules=lambda pid: self._schedules.get(pid),
+            schedules=self._schedule_of,
             running=self._running_run,
             clock=clock,
         )
@@ -91,6 +126,7 @@ class SchedulerService:
             self.decisions, executor, queues, ledger, queue_check_seconds, clock
         )
         self._running: dict[str, int] = {}
+        self._alerts_checked_at: dt.datetime | None = None
         self._recoveries_submitted: set[int] = set()
         self._running_at = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._scheduler_factory = scheduler_factory
@@ -117,8 +153,12 @@ class SchedulerService:
         """Take the lease; stand by until it is free if ``wait``. False if stopped first."""
         announced = False
         while not stop.is_set():
+            before = self.lock.holder() if self.alerts is not None else None
             if self.lock.try_acquire():
                 self.log.info("scheduler.leader")
+                if announced:
+                    self.lock.stop_standing_by()
+                self._report_takeover(before)
                 return True
             holder = self.lock.holder()
             if not wait:
@@ -134,19 +174,45 @@ class SchedulerService:
             if not announced:
                 self.log.warning("scheduler.standby", leader=holder.owner if holder else None)
                 announced = True
+            self.lock.stand_by()  # seen by `robo status` (robo.status)
             stop.wait(poll)
+        if announced:
+            self.lock.stop_standing_by()
         return False
+
+    def _report_takeover(self, before: LockHolder | None) -> None:
+        """The lease was another scheduler's, which stopped renewing it: it died, or lost
+        the database. A dead scheduler cannot report its own death; its successor does."""
+        if self.alerts is None or before is None or before.owner == self.owner:
+            return
+        renewed = before.renewed_at or before.expires_at - dt.timedelta(seconds=self.lease_seconds)
+        self.log.warning("scheduler.took_over", previous=before.owner,
+                         renewed_at=renewed.isoformat())  # fmt: skip
+        self.alerts.leader_taken_over(before.owner, renewed, self.owner)
+
+    def check_alerts(self) -> None:
+        """Time-based alert rules, and the run rules of runs ended since the last check
+        (abandoned runs have no runner to evaluate them). Never raises."""
+        if self.alerts is None:
+            return
+        now = self.clock()
+        since = self._alerts_checked_at or now - dt.timedelta(hours=1)
+        self.alerts.check(runs_since=since - dt.timedelta(seconds=5))
+        self._alerts_checked_at = now
 
     # --- APScheduler --------------------------------------------------------------------------
 
     def start(self) -> None:
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
         factory = self._scheduler_factory or BackgroundScheduler
         self.aps = factory(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.db.engine, tablename=JOB_TABLE)},
-            executors={"default": DispatchExecutor(self.dispatcher)},
+            jobstores={
+                "default": BatchingJobStore(
+                    self.dispatcher.flush, engine=self.db.engine, tablename=JOB_TABLE
+                )
+            },
+            executors={"default": DispatchExecutor(self.dispatcher, batched=True)},
             job_defaults={"coalesce": False, "max_instances": 1, "misfire_grace_time": None},
             timezone=dt.UTC,
         )
@@ -159,36 +225,85 @@ class SchedulerService:
         self.recover()
         self.resubmit_lost_fires()
         self.aps.resume()
+        # The first holiday look-up imports and builds the calendar (~0.2 s): done now, aside,
+        # rather than in front of the first fires.
+        threading.Thread(target=self._warm_calendars, name="robo-calendars", daemon=True).start()
 
     def sync_jobs(self, force: bool = False) -> tuple[int, int]:
         """Make the job store match the registry; returns (added, removed).
 
         Existing jobs are left alone so their next run time, and so any fire
-        missed while no scheduler ran, survives a restart. Only schedules whose
-        version or overlay changed are parsed again.
+        missed while no scheduler ran, survives a restart. Only the processes
+        with a registry event since the last sync are read again (all of them
+        when an overlay or the region's defaults changed). ``force`` (start-up):
+        compare with what the job store was last synced with, as recorded beside
+        it, instead of this service's memory; an unchanged registry is not read.
         """
-        generation = self.registry.generation()
-        if not force and generation == self._generation:
-            return 0, 0
-        self._generation = generation
+        with self._sync_lock:
+            generation = self.registry.generation()
+            defaults = self.registry.defaults
+            target: Marker = (
+                generation[0],
+                f"{SYNC_FORMAT}|{defaults.timezone}|{defaults.calendar}|{generation[1]}",
+            )
+            watched: set[str] = set()  # queue-triggered processes as of the last sync
+            if force:
+                stored = self._read_marker()
+                self._synced, watched = stored if stored else (None, set())
+                self._watch_known = stored is not None
+            synced = self._synced
+            if synced == target:
+                if not (force or self._complete):
+                    scope: set[str] | None = None  # the first loop pass after a warm start
+                elif watched:  # queue triggers are watched from the start, not by APScheduler
+                    scope = watched
+                else:
+                    return 0, 0
+            elif synced is not None and synced[1] == target[1]:
+                changed = self.registry.changed_since(synced[0])
+                scope = changed | watched if len(changed) <= INCREMENTAL_LIMIT else None
+            else:
+                scope = None
+            added, removed = self._apply(scope)
+            if synced != target or added or removed:
+                self._write_marker(target)
+            self._synced = target
+            return added, removed
+
+    def _apply(self, scope: set[str] | None) -> tuple[int, int]:
+        """Sync the jobs of the processes in ``scope`` (None: every process)."""
         desired: dict[str, tuple[str, str, ScheduleEntry, str]] = {}
-        schedules: dict[str, EffectiveSchedule | None] = {}
-        watched: list[EffectiveSchedule] = []
-        for row in self.registry.schedules():
+        schedules: dict[str, EffectiveSchedule | None] = dict.fromkeys(scope or ())
+        with self._cache_lock:
+            self._cache_seq += 1  # a look-up already reading must not cache what it read
+        for row in self.registry.schedules(scope):
             schedule = row.schedule if row.fires else None
             schedules[row.process_id] = schedule
             if schedule is None:
                 continue
-            if any(entry.is_queue for entry in schedule.schedule.triggers):
-                watched.append(schedule)
             for index, entry in enumerate(schedule.schedule.triggers):
                 if entry.is_queue:  # checked by the service loop, not an APScheduler job
                     continue
                 key = entry.key(index, schedule.timezone)
                 desired[f"{row.process_id}|{key}"] = (row.process_id, key, entry, schedule.timezone)
-        self._schedules = schedules
-        self.queue_triggers.set_watches(self._queue_watches(watched))
         existing = self._stored_job_ids()
+        with self._cache_lock:
+            self._cache_seq += 1
+            if scope is None:
+                self._schedules, self._complete, self._watched = schedules, True, {}
+                self._watch_known = True
+            else:
+                existing = {job_id for job_id in existing if job_id.split("|", 1)[0] in scope}
+                self._schedules.update(schedules)
+        watches_before = set(self._watched)
+        for pid, schedule in schedules.items():
+            if schedule is not None and any(e.is_queue for e in schedule.schedule.triggers):
+                self._watched[pid] = schedule
+            else:
+                self._watched.pop(pid, None)
+        touched = (watches_before | set(self._watched)) & set(schedules)
+        if self._watch_known and (scope is None or touched):
+            self.queue_triggers.set_watches(self._queue_watches(list(self._watched.values())))
         removed = 0
         for job_id in existing - set(desired):
             self.aps.remove_job(job_id)
@@ -205,8 +320,73 @@ class SchedulerService:
                              replace_existing=True)  # fmt: skip
             added += 1
         if added or removed:
-            self.log.info("scheduler.synced", jobs=len(desired), added=added, removed=removed)
+            self.log.info("scheduler.synced", processes=len(schedules), scope="all" if scope is None
+                          else "changed", added=added, removed=removed)  # fmt: skip
         return added, removed
+
+    def _schedule_of(self, process_id: str) -> EffectiveSchedule | None:
+        """The process's schedule as synced; read alone the first time after a warm start."""
+        return self._schedules_of([process_id])[process_id]
+
+    def _schedules_of(self, process_ids: list[str]) -> dict[str, EffectiveSchedule | None]:
+        """Several at once: the ones not yet known are read in one query a 500."""
+        with self._cache_lock:
+            known = {p: self._schedules.get(p) for p in process_ids
+                     if self._complete or p in self._schedules}  # fmt: skip
+            seq = self._cache_seq
+        missing = sorted(set(process_ids) - set(known))
+        read: dict[str, EffectiveSchedule | None] = dict.fromkeys(missing)
+        for start in range(0, len(missing), 500):
+            for row in self.registry.schedules(missing[start : start + 500]):
+                read[row.process_id] = row.schedule if row.fires else None
+        with self._cache_lock:
+            if self._cache_seq == seq:  # no sync since: still what the registry says
+                for process_id, schedule in read.items():
+                    self._schedules.setdefault(process_id, schedule)
+        return {**known, **read}
+
+    def _read_marker(self) -> tuple[Marker, set[str]] | None:
+        """What the job store was last synced with; None (full sync) if unknown, or if the
+        job store no longer holds as many jobs as it did then (restored, emptied...)."""
+        query = select(_SYNC_MARKER).where(_SYNC_MARKER.c.name == "default")
+        try:
+            with self.db.engine.connect() as connection:
+                row = connection.execute(query).first()
+                if row is None:
+                    return None
+                jobs = connection.execute(text(f"SELECT count(*) FROM {JOB_TABLE}")).scalar()
+        except DBAPIError:  # no such table yet: the first start on this database
+            return None
+        fingerprint, _, count = str(row.fingerprint).rpartition("|jobs=")
+        if count != str(jobs):
+            return None
+        return (int(row.last_event), fingerprint), set(json.loads(row.watched))
+
+    def _write_marker(self, marker: Marker) -> None:
+        with self.db.engine.begin() as connection:
+            _SYNC_MARKER.create(connection, checkfirst=True)
+            jobs = connection.execute(select(func.count()).select_from(text(JOB_TABLE))).scalar()
+            values = {
+                "last_event": marker[0],
+                "fingerprint": f"{marker[1]}|jobs={jobs}",
+                "watched": json.dumps(sorted(self._watched)),
+            }
+            done = connection.execute(
+                update(_SYNC_MARKER).where(_SYNC_MARKER.c.name == "default").values(**values)
+            )
+            if done.rowcount == 0:
+                connection.execute(_SYNC_MARKER.insert().values(name="default", **values))
+
+    def _warm_calendars(self) -> None:
+        """Build this year's holidays of the calendars in use (a cache; never raises)."""
+        try:
+            today = self.clock().date()
+            calendars = {self.registry.defaults.calendar}
+            calendars |= {s.calendar for s in list(self._schedules.values()) if s is not None}
+            for calendar in sorted(calendars):
+                holiday_name(calendar, today)
+        except Exception:  # only a cache: the first fire builds it otherwise
+            self.log.debug("scheduler.calendars_not_warmed", exc_info=True)
 
     def _queue_watches(self, schedules: list[EffectiveSchedule]) -> list[QueueWatch]:
         """The queue triggers to check; only these processes' definitions are read in full
@@ -232,8 +412,6 @@ class SchedulerService:
 
     def _stored_job_ids(self) -> set[str]:
         """Job ids straight from the job store's table (no job is unpickled)."""
-        from sqlalchemy import text
-
         with self.db.engine.connect() as connection:
             return set(connection.execute(text(f"SELECT id FROM {JOB_TABLE}")).scalars())
 
@@ -287,22 +465,27 @@ class SchedulerService:
         is still waiting in a broker cannot run twice."""
         now = self.clock()
         resubmitted = []
-        for event in self.decisions.fired_since(now - dt.timedelta(days=1)):
-            schedule = self._schedules.get(event.process_id)
-            if schedule is None or event.trigger_key.startswith("recovery-of-"):
+        fires = [
+            (event, fire_uid(event.process_id, event.trigger_key, event.scheduled_for))
+            for event in self.decisions.fired_since(now - dt.timedelta(days=1))
+            if not event.trigger_key.startswith("recovery-of-")
+            and not is_queue_trigger_key(event.trigger_key)  # decided again on its next check
+        ]
+        started = self.ledger.existing_uids([uid for _, uid in fires])  # one query, not one a fire
+        lost = [(event, uid) for event, uid in fires if uid not in started]
+        schedules = self._schedules_of([event.process_id for event, _ in lost])
+        for event, uid in lost:
+            schedule = schedules[event.process_id]
+            if schedule is None:
                 continue
-            if is_queue_trigger_key(event.trigger_key):
-                continue  # a queue trigger decides again on its next check
             if now - event.scheduled_for > dt.timedelta(minutes=schedule.schedule.grace_minutes):
                 continue
-            uid = fire_uid(event.process_id, event.trigger_key, event.scheduled_for)
-            if self.ledger.find_run(uid) is None:
-                self.log.warning("schedule.resubmitted", process=event.process_id,
-                                 scheduled_for=event.scheduled_for.isoformat())  # fmt: skip
-                self.executor.submit(
-                    [RunJob(event.process_id, "schedule", event.scheduled_for.isoformat(), uid=uid)]
-                )
-                resubmitted.append(uid)
+            self.log.warning("schedule.resubmitted", process=event.process_id,
+                             scheduled_for=event.scheduled_for.isoformat())  # fmt: skip
+            self.executor.submit(
+                [RunJob(event.process_id, "schedule", event.scheduled_for.isoformat(), uid=uid)]
+            )
+            resubmitted.append(uid)
         return resubmitted
 
     def _retry_remaining(self, run: RunSummary) -> bool:
@@ -325,6 +508,8 @@ class SchedulerService:
         self.start()
         renew_every = self.lease_seconds / 3
         next_renew = next_sync = next_recovery = next_queues = time.monotonic()
+        # The first alert check waits one interval: start-up's missed fires are recorded first.
+        next_alerts = next_renew + (self.alerts.check_seconds if self.alerts else 0)
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -344,6 +529,9 @@ class SchedulerService:
                 if now >= next_queues:
                     self.check_queues()
                     next_queues = now + self.queue_check_seconds
+                if self.alerts is not None and now >= next_alerts:
+                    self.check_alerts()
+                    next_alerts = now + self.alerts.check_seconds
                 stop.wait(min(1.0, renew_every))
         finally:
             self.stop(drain_seconds)

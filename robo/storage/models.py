@@ -374,3 +374,42 @@ class WorkerRow(Base):
     started_at: Mapped[dt.datetime]
     heartbeat_at: Mapped[dt.datetime]
     current_runs: Mapped[list[Any]]
+
+
+class AlertRow(Base):
+    """An alert: a rule that holds for a subject (a process, a queue, the scheduler), from
+    the moment it opened until it resolved. ``open_key`` is unique and set only while it
+    is open, so a storm opens it once, whoever evaluates (migration 0011)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_key_opened", "key", "opened_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255))
+    open_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # open, resolved, test
+    summary: Mapped[str] = mapped_column(Text)
+    facts: Mapped[dict[str, Any]]
+    opened_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    resolved_at: Mapped[dt.datetime | None]
+    resolution: Mapped[str] = mapped_column(Text, server_default="")
+    occurrences: Mapped[int] = mapped_column(Integer, server_default="1")
+    last_run_id: Mapped[int | None]  # the newest run counted in occurrences
+
+
+class AlertDeliveryRow(Base):
+    """One attempt at sending an alert's message (opened, resolved or test) to a channel."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    event: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int]
+    at: Mapped[dt.datetime]
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -300,6 +300,8 @@ def _env(home: Path, tmpdir: Path, database_url: str, fmt: str) -> dict[str, str
         "ROBO_SECRET_PORTAL_PASSWORD": CANARY,
         "ROBO_LOG_LEVEL": "debug",
         "ROBO_LOG_FORMAT": fmt,
+        # Every failed attempt traced (not only first retries): every trace is searched.
+        "ROBO_TRACE": "retain-on-failure",
         "TMPDIR": str(tmpdir),
     }
 
@@ -657,6 +659,9 @@ class _Shown:
 
     def count(self) -> int:
         return 1
+
+    def filter(self, **_: Any) -> _Shown:  # e.g. visible=True: it is
+        return self
 
     def is_visible(self) -> bool:
         return True

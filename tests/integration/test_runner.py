@@ -143,7 +143,8 @@ def test_an_application_error_is_retried_with_a_fresh_page_and_then_succeeds(
     item = items_of(robo, result.run_id)["2026-31-00001"]
     assert (item.status, item.attempts) == ("success", 2)
     assert any(path.endswith("attempt1.png") for path in item.evidence)
-    assert any(path.endswith("attempt1.trace.zip") for path in item.evidence)
+    # The default trace policy (on-first-retry) traces the retry; it succeeded: nothing kept.
+    assert not any(path.endswith(".trace.zip") for path in item.evidence)
     assert item.minutes_saved == 25
 
 
@@ -395,7 +396,9 @@ def test_a_secret_typed_by_a_bot_stays_out_of_logs_database_and_evidence(
     home: Path, sqlite_url: str, fresh_portal: Any, make_process: Any
 ) -> None:
     spec = definition(
-        bot={"entrypoint": "bot:process"}, parameters={"portal_url": fresh_portal.url}
+        bot={"entrypoint": "bot:process"},
+        parameters={"portal_url": fresh_portal.url},
+        evidence={"trace": "retain-on-failure"},  # a business exception is traced too
     )
     folder = make_process(spec, files={"bot.py": LEAKY_BOT})
     robo_ok(home, sqlite_url, "deploy", str(folder))

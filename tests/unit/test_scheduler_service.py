@@ -314,6 +314,45 @@ def test_a_restart_keeps_the_next_fire_time_of_an_unchanged_job(
     assert job.next_run_time == utc(2026, 3, 2, 8, 10)  # not 08:15: the job was left alone
 
 
+def test_a_warm_start_applies_changes_made_while_down_and_keeps_unchanged_jobs(
+    app: Robo, deploy: Callable[..., None], service: Callable[..., SchedulerService],
+    make_process: Callable[..., Path], clock: time_machine.Traveller,
+) -> None:  # fmt: skip
+    """The restart reads only what changed, yet every change made while down is honoured."""
+    other = definition(id="other-process", schedule=EVERY_TEN)
+    app.registry.deploy(load_process(make_process(other, name="other-1")))
+    deploy(EVERY_TEN)
+    first = service("A")
+    first.start()
+    assert {job.id.split("|")[0]: job.next_run_time for job in first.aps.get_jobs()} == {
+        PROCESS: utc(2026, 3, 2, 8, 10), "other-process": utc(2026, 3, 2, 8, 10),
+    }  # fmt: skip
+    first.aps.shutdown()
+
+    clock.move_to(utc(2026, 3, 2, 8, 5))
+    deploy({"triggers": [{"every_minutes": 30}]}, version="1.1.0")  # while no scheduler runs
+    second = service("B")
+    second.start()
+    assert sorted((job.name, job.next_run_time) for job in second.aps.get_jobs()) == [
+        ("other-process (every 10 min)", utc(2026, 3, 2, 8, 10)),  # unchanged: its next fire
+        (f"{PROCESS} (every 30 min)", utc(2026, 3, 2, 8, 35)),  # the new schedule
+    ]
+    second.aps.shutdown()
+
+    clock.move_to(utc(2026, 3, 2, 8, 7))  # nothing changed: nothing is read, nothing moves
+    third = service("C")
+    third.start()
+    assert not third._complete  # the warm path: no schedule was read at start
+    assert sorted((job.name, job.next_run_time) for job in third.aps.get_jobs()) == [
+        ("other-process (every 10 min)", utc(2026, 3, 2, 8, 10)),
+        (f"{PROCESS} (every 30 min)", utc(2026, 3, 2, 8, 35)),
+    ]
+    process_at(clock, third, utc(2026, 3, 2, 8, 10, 1))  # schedules looked up as they fire
+    assert [[job.process_id for job in batch] for batch in fake(third).batches] == [
+        ["other-process"]
+    ]
+
+
 # --- every decision is a row, with its reason -----------------------------------------
 
 

@@ -607,8 +607,8 @@ def _duplicate_key(make: MakeProcess) -> tuple[Path, list[str]]:
 
 
 def _unknown_step(make: MakeProcess) -> tuple[Path, list[str]]:
-    folder = make(definition(bot={"steps": [{"press": "Enter"}]}))
-    return folder, ["bot.steps: unknown step 'press'; known steps:"]
+    folder = make(definition(bot={"steps": [{"doubleclick": "#a"}]}))
+    return folder, ["bot.steps: unknown step 'doubleclick'; known steps:"]
 
 
 def _two_keys(make: MakeProcess) -> tuple[Path, list[str]]:

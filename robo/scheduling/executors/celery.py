@@ -164,9 +164,14 @@ def run_worker(
     execute: JobFunction,
     slots: int,
     name: str | None = None,
-) -> None:
-    """`robo worker`: consume runs with ``slots`` pool processes until stopped."""
-    from celery.signals import worker_process_init
+) -> str | None:
+    """`robo worker`: consume runs with ``slots`` pool processes until stopped.
+
+    Returns how it was stopped ("Warm shutdown on SIGINT"): a Ctrl-C or SIGTERM is a
+    normal end, once the running bots finished (warm) or were interrupted (cold),
+    even though Celery gives it a failure exit code.
+    """
+    from celery.signals import worker_process_init, worker_shutting_down
 
     from robo.scheduling.workers import WorkerHeartbeat
 
@@ -175,6 +180,12 @@ def run_worker(
     _worker.update(settings=settings.model_dump(mode="json"), id=worker_id, execute=execute)
     app = celery_app(settings)
     worker_process_init.connect(_die_with_parent, weak=False)
+    stopped: list[str] = []
+
+    def shutting_down(sig: str = "", how: str = "", **_: Any) -> None:
+        stopped.append(f"{how} shutdown on {sig}")
+
+    worker_shutting_down.connect(shutting_down, weak=False)
     heartbeat = WorkerHeartbeat(db, worker_id, slots, settings.heartbeat_seconds)
     heartbeat.start()
     try:
@@ -189,7 +200,9 @@ def run_worker(
             without_gossip=True,
         )
         worker.start()
-        if worker.exitcode:
+        if worker.exitcode and not stopped:
             raise ConfigurationError(f"the Celery worker stopped with exit code {worker.exitcode}")
+        return stopped[-1] if stopped else None
     finally:
+        worker_shutting_down.disconnect(shutting_down)
         heartbeat.stop()
