@@ -25,6 +25,7 @@ PROCESS_IDS = [
     "hr-claims-entry",
     "invoice-commitment-check",
     "invoice-inbox-dispatch",
+    "lab-case-review",  # the steps-language sample (not in the demo: see robo/demo/showcase.py)
     "new-files-export",
     "outstanding-reminders",
     "residence-permit-entry",
